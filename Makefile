@@ -1,0 +1,53 @@
+# PLP Alert: `make run` runs the whole system locally; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+PORT ?= 5000
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+
+.PHONY: install run test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "PLP Alert needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+	  { echo "python3 -m venv failed: on Debian/Ubuntu run: sudo apt-get install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	  -r requirements.txt -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# Migrate, load the demo into an empty database, then run the Procfile's processes
+# (web + worker with scheduler) until Ctrl-C; the embedded Redis is stopped on exit.
+run: install
+	@$(FLASK) db upgrade
+	@$(FLASK) demo --if-empty
+	@$(FLASK) redis start >/dev/null
+	@echo
+	@echo "  PLP Alert is up: http://127.0.0.1:$(PORT)/healthz"
+	@echo "  Ctrl-C stops everything."
+	@echo
+	@trap '$(FLASK) redis stop >/dev/null 2>&1 || true' EXIT; \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile -p $(PORT)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/roster_import.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

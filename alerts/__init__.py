@@ -1,0 +1,1 @@
+"""The domain: partnerships, people, rosters, alerts, deliveries and confirmations."""

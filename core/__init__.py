@@ -1,0 +1,1 @@
+"""Application core: the factory, settings, extensions and command-line groups."""

