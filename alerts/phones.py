@@ -58,6 +58,9 @@ def parse_phone(text: str, region: str = DEFAULT_REGION) -> Phone:
         raise PhoneNumberError(f"{raw!r} is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         raise PhoneNumberError(f"{raw!r} is not a valid phone number{_hint(raw, region)}")
+    if number.extension:
+        # An automated call cannot dial an extension: the member would never be reached.
+        raise PhoneNumberError(f"{raw!r} has an extension, which an automated call cannot dial")
     number_type = phonenumbers.number_type(number)
     if number_type in _REFUSED:
         raise PhoneNumberError(f"{raw!r} is {_REFUSED[number_type]}, not a person's phone")

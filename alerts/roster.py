@@ -63,7 +63,7 @@ class RosterEntry:
     phone2: Phone | None
     email: str | None
     language: str | None  # None: keep the person's, or the PLP's for a new person
-    role: Role
+    role: Role | None  # None: keep an existing member's role; member for a new one
     address: str | None
 
 
@@ -168,6 +168,10 @@ def _check_row(
             f"{len(cells)} cells but the header has {len(columns)} columns "
             "(a separator inside a value needs quotes)")))
     values = {col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(columns)}
+    for i, col in enumerate(columns):
+        if not col and i < len(cells) and cells[i].strip():
+            problems.append(Problem(row, "", (
+                f"a value in column {i + 1}, which has no name in the header row")))
 
     def bad(column: str, message: str) -> None:
         problems.append(Problem(row, column, message))
@@ -206,7 +210,7 @@ def _check_row(
         if language not in LANGUAGES:
             bad("language", f"{values['language']!r}: choose one of {', '.join(LANGUAGES)}")
 
-    role = Role.MEMBER
+    role = None
     if values.get("role"):
         try:
             role = Role(values["role"].lower())
@@ -297,12 +301,14 @@ def import_roster(
             if not dry_run:
                 person = _new_person(entry, plp, consent_at=now)
                 db.session.add(person)
-                db.session.add(Membership(person=person, partnership=plp, role=entry.role))
+                db.session.add(Membership(person=person, partnership=plp,
+                                          role=entry.role or Role.MEMBER))
         else:
             seen_person_ids.add(person.id)
             changes = _changes(person, entry)
             membership = memberships.get(person.id)
-            if not changes and membership is not None and membership.role == entry.role:
+            role = entry.role or (membership.role if membership is not None else Role.MEMBER)
+            if not changes and membership is not None and membership.role == role:
                 report.unchanged += 1
             if changes:
                 report.updated.append(f"{label}: {', '.join(changes)}")
@@ -312,11 +318,14 @@ def import_roster(
             if membership is None:
                 report.joined.append(label)
                 if not dry_run:
-                    db.session.add(Membership(person=person, partnership=plp, role=entry.role))
-            elif membership.role != entry.role:
-                report.role_changed.append(f"{label}: {membership.role} -> {entry.role}")
+                    db.session.add(Membership(person=person, partnership=plp, role=role))
+                    # Being on a PLP's sign-up sheet is consent; an officer or a member
+                    # of another PLP may have none recorded yet.
+                    person.consent_at = person.consent_at or now
+            elif membership.role != role:
+                report.role_changed.append(f"{label}: {membership.role} -> {role}")
                 if not dry_run:
-                    membership.role = entry.role
+                    membership.role = role
         if tick:
             tick(1)
 
