@@ -7,9 +7,21 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint format bench clean
+PRISM := tests/contract/node_modules/.bin/prism
+
+.PHONY: install contract-mock run test lint format bench clean
 
 install: $(STAMP)
+
+# Prism, the validating mock of Twilio's published API that the contract tests use,
+# from tests/contract/package-lock.json. Without npm those tests are skipped (in CI,
+# where CI=true, they fail instead, so a broken install cannot pass unnoticed).
+contract-mock: $(PRISM)
+
+$(PRISM): tests/contract/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	else echo "npm not found: the Twilio contract tests will be skipped (apt-get install npm)"; fi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -34,7 +46,7 @@ run: install
 	@trap '$(FLASK) redis stop >/dev/null 2>&1 || true' EXIT; \
 	  PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile -p $(PORT)
 
-test: install
+test: install contract-mock
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -48,6 +60,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/roster_import.py
+	$(BIN)/python bench/pacing.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache tests/contract/node_modules

@@ -199,7 +199,11 @@ def _check_row(
     email = None
     if values.get("email"):
         try:
-            email = validate_email(values["email"], check_deliverability=False).normalized
+            # ASCII only: SMTP relays without SMTPUTF8 refuse accented local parts, and an
+            # accented domain is stored in its IDNA (xn--) form that every relay accepts.
+            checked = validate_email(values["email"], check_deliverability=False,
+                                     allow_smtputf8=False)
+            email = checked.ascii_email or checked.normalized
         except EmailNotValidError as err:
             bad("email", f"{values['email']!r}: {err}")
 

@@ -9,15 +9,37 @@ starts from an empty schema.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
 import redis as redis_lib
 
-from alerts.models import Partnership, Person, PhoneType, Zone
+from alerts.models import (
+    Alert,
+    AlertOrigin,
+    AlertState,
+    AlertTarget,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Partnership,
+    Person,
+    PhoneType,
+    Zone,
+    utcnow,
+)
+from alerts.provider import set_provider
 from core.app import create_app
 from core.embedded_redis import EmbeddedRedis
 from core.extensions import db
-from tests.support import TEST_DATABASE_URL, app_config, database_url_for
+from tests.support import (
+    TEST_DATABASE_URL,
+    FakeProvider,
+    app_config,
+    call_sid,
+    database_url_for,
+    message_sid,
+)
 
 SERVER_REDIS_URL = os.environ.get("REDIS_URL")
 
@@ -25,6 +47,13 @@ DATABASES = [
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.postgres),
 ]
+
+
+def pytest_configure(config):
+    """Register the markers these fixtures read."""
+    config.addinivalue_line(
+        "markers", "app_settings(**settings): settings of the `app` fixture's app for this test"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -70,10 +99,26 @@ def database_url(request, tmp_path) -> str:
     return database_url_for(request.param, tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def provider() -> FakeProvider:
+    """The phone provider fake that every app of the `app` fixture uses.
+
+    `set_provider(app, None)` in a test removes it, so that the app builds its real
+    provider (for tests of the Twilio provider against the contract mock).
+    """
+    return FakeProvider()
+
+
 @pytest.fixture
-def app(tmp_path, database_url, redis_conn, redis_url):
-    """An app with its schema created, inside an app context."""
-    app = create_app(app_config(tmp_path, database_url, redis_url))
+def app(request, tmp_path, database_url, redis_conn, redis_url):
+    """An app with its schema created, inside an app context, carrier faked.
+
+    `@pytest.mark.app_settings(KEY=value, ...)` on a test sets settings of its app.
+    """
+    marker = request.node.get_closest_marker("app_settings")
+    settings = marker.kwargs if marker else {}
+    app = create_app(app_config(tmp_path, database_url, redis_url, **settings))
+    set_provider(app, request.getfixturevalue("provider"))
     with app.app_context():
         db.create_all()
         yield app
@@ -137,3 +182,43 @@ def make_person(app):
     return make
 
 
+
+
+@pytest.fixture
+def make_alert(app, make_plp):
+    """Factory: an alert for one PLP (created if needed), by default being delivered."""
+    counter = iter(range(1, 10_000))
+
+    def make(plp: Partnership | None = None, **fields) -> Alert:
+        plp = plp or db.session.query(Partnership).first() or make_plp()
+        fields = {"reference": f"T{next(counter):03d}", "origin": AlertOrigin.SMS,
+                  "text": "Cambriolage en cours rue de la Station",
+                  "state": AlertState.DELIVERING,
+                  "expires_at": utcnow() + timedelta(hours=2), **fields}
+        alert = Alert(**fields)
+        alert.targets.append(AlertTarget(partnership=plp))
+        db.session.add(alert)
+        db.session.commit()
+        return alert
+
+    return make
+
+
+@pytest.fixture
+def make_delivery(app, make_alert, make_person):
+    """Factory: a delivery handed to the carrier (status queued, with a provider SID)."""
+
+    def make(channel: Channel = Channel.CALL, **fields) -> Delivery:
+        alert = fields.pop("alert", None) or db.session.query(Alert).first() or make_alert()
+        person = fields.pop("person", None) or make_person()
+        if "provider_sid" not in fields:
+            fields["provider_sid"] = call_sid() if channel == Channel.CALL else message_sid()
+        fields = {"step": 0, "attempt": 1, "status": DeliveryStatus.QUEUED,
+                  "to_address": person.phone, "due_at": utcnow(), "sent_at": utcnow(),
+                  **fields}
+        delivery = Delivery(alert=alert, person=person, channel=channel, **fields)
+        db.session.add(delivery)
+        db.session.commit()
+        return delivery
+
+    return make

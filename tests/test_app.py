@@ -9,8 +9,17 @@ import subprocess
 import pytest
 
 from core.app import PROJECT_ROOT, create_app
+from core.extensions import db
 from core.settings import SettingsError
-from tests.support import FLASK, TEST_SECRET, app_config, subprocess_env
+from tests.support import (
+    FLASK,
+    TEST_SECRET,
+    app_config,
+    call_sid,
+    call_status_form,
+    signed_post,
+    subprocess_env,
+)
 
 
 def test_factory_binds_extensions_from_the_config_mapping(tmp_path, redis_url):
@@ -125,3 +134,14 @@ def test_procfile_targets_resolve(tmp_path, redis_url):
     )
     assert worker.returncode == 0, worker.stderr
     assert "--with-scheduler" in worker.stdout
+
+
+def test_database_outage_answers_503_not_500(client, app, caplog):
+    """A webhook arriving while the database is down gets 503 with Retry-After, never a 500."""
+    db.drop_all()  # every query now fails as it would with the database gone
+    response = signed_post(client, "/ivr/status", call_status_form(call_sid(), "ringing"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_data(as_text=True).startswith("Service temporarily unavailable")
+    assert "service unavailable path=/ivr/status" in caplog.text
+    db.create_all()  # for the fixture's teardown

@@ -612,6 +612,18 @@ def test_known_person_joining_gets_a_consent_time(runner, make_plp, make_person,
     assert memberships() == {("+32470123456", "PLP-PARC", "member")}
 
 
+def test_email_addresses_are_ascii_for_smtp():
+    """An accented local part is refused; an accented domain is stored in its IDNA form."""
+    data = csv_bytes([["name", "phone", "email"], ["Anne", "0470 12 34 56", "anne@exämple.be"],
+                      ["André", "0471 12 34 56", "andré@example.be"]])
+    with pytest.raises(RosterError) as excinfo:
+        read_roster(data)
+    assert [(p.row, p.column) for p in excinfo.value.problems] == [(3, "email")]
+    assert "before the @-sign are not supported" in excinfo.value.problems[0].message
+    (anne,) = read_roster(data.rsplit(b"\r\nAndr", 1)[0] + b"\r\n")
+    assert anne.email == "anne@xn--exmple-cua.be"
+
+
 def test_value_under_an_unnamed_column_is_refused():
     """A value in a column whose header cell is blank is reported, not silently dropped."""
     data = b"name,phone,\r\nAnne,0470123456,anne@example.be\r\nBruno,0471123456,\r\n"

@@ -1,0 +1,172 @@
+"""The phone provider interface: place a call, send an SMS, fetch a recording.
+
+Two implementations: Twilio (`alerts.twilio_provider`) and the local carrier simulator
+(`simulator`). `PHONE_PROVIDER` picks one; `get_provider()` returns the app's instance,
+built on first use (never at import time). Business rules (who is called, when, opt-outs)
+never live in a provider: it only talks to the carrier and reports what the carrier said,
+translating carrier errors into the domain errors below, whose messages are safe to show
+to a coordinator or an officer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """An outbound call: the carrier fetches `answer_url` (TwiML) when it is answered."""
+
+    to: str  # E.164
+    answer_url: str  # absolute
+    status_callback_url: str  # absolute; receives initiated, ringing, answered, completed
+    machine_detection: bool = True  # tell a person from an answering machine
+    timeout_seconds: int = 30  # ringing time before no-answer
+
+
+@dataclass(frozen=True)
+class SmsRequest:
+    """An outbound SMS."""
+
+    to: str  # E.164
+    body: str
+    status_callback_url: str  # absolute; receives queued, sent, delivered, undelivered
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the carrier answered when it accepted a call or a message."""
+
+    sid: str  # the carrier's id: status callbacks are keyed by it
+    status: str  # the carrier's status word ("queued", "accepted", ...)
+
+
+@dataclass(frozen=True)
+class RecordingAudio:
+    """A recording's audio, downloaded from the carrier."""
+
+    content: bytes
+    content_type: str  # "audio/mpeg", "audio/x-wav"
+
+
+class ProviderError(Exception):
+    """The carrier refused or failed; `message` is safe to show to a user.
+
+    `code` is the carrier's error code when there is one, `retryable` says whether the
+    same request may succeed later (rate limit, outage), and `doc_url` points at the
+    carrier's page for the code.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None, doc_url: str | None = None,
+                 detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.doc_url = doc_url
+        self.detail = detail  # the carrier's own words, for the logs; not for users
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidNumberError(ProviderError):
+    """The number does not exist or cannot be dialled: do not try it again."""
+
+
+class SmsNotSupportedError(ProviderError):
+    """The number cannot receive SMS (a landline): reach it by call, never retry the SMS."""
+
+
+class OptedOutError(ProviderError):
+    """The recipient replied STOP to this sender: the carrier blocks SMS to them."""
+
+
+class RegionNotEnabledError(ProviderError):
+    """The account may not call or text this country: a setting for the operator."""
+
+
+class UndeliverableError(ProviderError):
+    """The carrier could not deliver (unreachable handset, unknown destination, blocked)."""
+
+
+class RateLimitedError(ProviderError):
+    """The carrier asks us to slow down: the same request succeeds later."""
+
+    retryable = True
+
+
+class ProviderUnavailableError(ProviderError):
+    """The carrier could not be reached or failed on its side: try again later."""
+
+    retryable = True
+
+
+class ProviderConfigurationError(ProviderError):
+    """The credentials or the sender are wrong: nothing will work until an operator fixes it."""
+
+
+class PhoneProvider(Protocol):
+    """What the system needs from a carrier."""
+
+    name: str
+
+    def place_call(self, request: CallRequest) -> Sent:
+        """Start an outbound call; raise `ProviderError` when the carrier refuses it."""
+        ...
+
+    def send_sms(self, request: SmsRequest) -> Sent:
+        """Send an SMS; raise `ProviderError` when the carrier refuses it."""
+        ...
+
+    def fetch_recording(self, recording_url: str) -> RecordingAudio:
+        """Download a recording the carrier made during a call."""
+        ...
+
+
+ProviderFactory = Callable[[Flask], PhoneProvider]
+_FACTORIES: dict[str, ProviderFactory] = {}
+
+
+def register_provider(name: str, factory: ProviderFactory) -> None:
+    """Make `PHONE_PROVIDER=name` build its provider with `factory(app)`."""
+    _FACTORIES[name] = factory
+
+
+def get_provider(app: Flask | None = None) -> PhoneProvider:
+    """Return the app's phone provider, building it on first use."""
+    app = app or current_app._get_current_object()
+    provider = app.extensions.get("phone_provider")
+    if provider is None:
+        name = app.extensions["settings"].phone_provider
+        _load_builtin_providers()
+        try:
+            factory = _FACTORIES[name]
+        except KeyError:
+            raise ProviderConfigurationError(f"no phone provider named {name!r}") from None
+        provider = factory(app)
+        app.extensions["phone_provider"] = provider
+        log.info("phone provider ready provider=%s", name)
+    return provider
+
+
+def set_provider(app: Flask, provider: PhoneProvider | None) -> None:
+    """Install `provider` as the app's carrier (tests install a fake); None resets it."""
+    if provider is None:
+        app.extensions.pop("phone_provider", None)
+    else:
+        app.extensions["phone_provider"] = provider
+
+
+def _load_builtin_providers() -> None:
+    # Imported on first use: each module registers itself, and the twilio library is
+    # only imported by an app that uses it.
+    from alerts import twilio_provider  # noqa: F401, PLC0415

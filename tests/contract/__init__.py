@@ -1,0 +1,1 @@
+"""Contract tests' helpers: the Prism mock of Twilio's published REST API."""
