@@ -33,18 +33,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 	  -r requirements.txt -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# Migrate, load the demo into an empty database, then run the Procfile's processes
-# (web + worker with scheduler) until Ctrl-C; the embedded Redis is stopped on exit.
+# Migrate, load the demo into an empty database, then run Procfile.dev's processes
+# (web, worker with scheduler, and the carrier simulator) until Ctrl-C; the embedded
+# Redis is stopped on exit.
 run: install
 	@$(FLASK) db upgrade
 	@$(FLASK) demo --if-empty
 	@$(FLASK) redis start >/dev/null
 	@echo
 	@echo "  PLP Alert is up: http://127.0.0.1:$(PORT)/healthz"
+	@echo "  Simulated phones (PHONE_PROVIDER=simulator): http://127.0.0.1:$(PORT)/simulator"
 	@echo "  Ctrl-C stops everything."
 	@echo
 	@trap '$(FLASK) redis stop >/dev/null 2>&1 || true' EXIT; \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile -p $(PORT)
+	  PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
 test: install contract-mock
 	$(BIN)/ruff check .

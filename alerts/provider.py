@@ -170,3 +170,4 @@ def _load_builtin_providers() -> None:
     # Imported on first use: each module registers itself, and the twilio library is
     # only imported by an app that uses it.
     from alerts import twilio_provider  # noqa: F401, PLC0415
+    from simulator import provider  # noqa: F401, PLC0415

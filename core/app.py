@@ -76,6 +76,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ivr_bp)
     app.register_blueprint(messaging_bp)
+    if settings.phone_provider == "simulator":
+        # The dev phone page acts as any phone without a login: never with a real carrier.
+        from simulator.views import bp as simulator_bp  # noqa: PLC0415
+
+        app.register_blueprint(simulator_bp)
     app.register_error_handler(SQLAlchemyError, _service_unavailable)
     app.register_error_handler(RedisError, _service_unavailable)
 

@@ -199,6 +199,8 @@ def redis_stop() -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach every command group to the app's CLI (`db` comes from Flask-Migrate)."""
+    from simulator.cli import simulator_cli  # noqa: PLC0415 (as create_app imports blueprints)
+
     for command in (zone_cli, plp_cli, roster_cli, person_cli, police_cli, redis_cli,
-                    demo_command, worker_command):
+                    demo_command, worker_command, simulator_cli):
         app.cli.add_command(command)

@@ -228,7 +228,7 @@ class FakeProvider:
         """Return the audio set in `recordings` for the URL, else one second of silence."""
         self.fetched.append(recording_url)
         self._raise_planned_failure()
-        return self.recordings.get(recording_url) or RecordingAudio(_silence_wav(),
+        return self.recordings.get(recording_url) or RecordingAudio(silence_wav(),
                                                                     "audio/x-wav")
 
     def _accept(self, request, sid: str, status: str) -> Sent:
@@ -242,7 +242,8 @@ class FakeProvider:
             raise self._failures.popleft()
 
 
-def _silence_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+def silence_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """Return `seconds` of silence as a WAV file (a recording's audio in tests)."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)

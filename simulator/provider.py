@@ -1,0 +1,164 @@
+"""The simulator as phone provider: `PHONE_PROVIDER=simulator` (the default without Twilio).
+
+It answers the app as Twilio's API would: a number that cannot be dialled is refused at
+once (21211), an SMS to a landline (21614) or to a number that replied STOP (21610)
+too, with the same domain errors and messages as the Twilio provider (`error_for`).
+Anything accepted gets a Twilio-shaped SID and status "queued", and its life is handed
+to the simulated network (`simulator.carrier`), which reports back through the app's
+real status webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from urllib.parse import urlsplit
+
+import phonenumbers
+from flask import Flask
+
+from alerts.provider import (
+    CallRequest,
+    ProviderError,
+    RecordingAudio,
+    Sent,
+    SmsRequest,
+    register_provider,
+)
+from alerts.twilio_provider import RECORDING_MISSING_MESSAGE, error_for, last_digits
+from simulator import carrier, store
+from simulator.people import behaviour_for
+
+log = logging.getLogger(__name__)
+
+INVALID_NUMBER = 21211  # https://www.twilio.com/docs/api/errors/21211
+NOT_MOBILE = 21614  # https://www.twilio.com/docs/api/errors/21614
+OPTED_OUT = 21610  # https://www.twilio.com/docs/api/errors/21610
+RECORDINGS_PATH = "/simulator/recordings/"  # served by the dev page (simulator.views)
+_RECORDING_NAME = re.compile(r"(RE[0-9a-f]{32})(?:\.wav)?")
+
+
+class SimulatorProvider:
+    """Places calls and sends SMS on the simulated network; fetches its recordings."""
+
+    name = "simulator"
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.settings = app.extensions["settings"]
+
+    @property
+    def network(self) -> carrier.Network:
+        """Return the network carrying this process's lives (thread mode)."""
+        return carrier.network(self.app)
+
+    def place_call(self, request: CallRequest) -> Sent:
+        """Accept a call for the network, or refuse it as Twilio would (21211)."""
+        behaviour = behaviour_for(request.to)
+        if behaviour.kind == "invalid" or not _dialable(request.to):
+            raise self._refused("call", request.to, INVALID_NUMBER)
+        sid = carrier.new_sid("CA")
+        from_ = carrier.plp_number(self.app)
+        store.save_call(
+            {
+                "sid": sid,
+                "direction": "outbound-api",
+                "from": from_,
+                "to": request.to,
+                "status": "queued",
+                "answered_by": None,
+                "started_at": store.now_iso(),
+                "duration": None,
+            }
+        )
+        carrier.dispatch(
+            {
+                "kind": "call",
+                "sid": sid,
+                "from": from_,
+                "to": request.to,
+                "answer_url": request.answer_url,
+                "status_callback_url": request.status_callback_url,
+                "machine_detection": request.machine_detection,
+                "timeout_seconds": request.timeout_seconds,
+                "accepted_at": time.time(),
+            }
+        )
+        log.info("simulator call placed to=%s sid=%s", last_digits(request.to), sid)
+        return Sent(sid=sid, status="queued")
+
+    def send_sms(self, request: SmsRequest) -> Sent:
+        """Accept an SMS for the network, or refuse it as Twilio would (21211, 21614, 21610)."""
+        behaviour = behaviour_for(request.to)
+        if behaviour.kind == "invalid" or not _dialable(request.to):
+            raise self._refused("sms", request.to, INVALID_NUMBER)
+        if behaviour.kind == "landline":
+            raise self._refused("sms", request.to, NOT_MOBILE)
+        if store.is_opted_out(request.to):
+            raise self._refused("sms", request.to, OPTED_OUT)
+        sid = carrier.new_sid("SM")
+        from_ = carrier.plp_number(self.app)
+        store.add_message(
+            {
+                "sid": sid,
+                "from": from_,
+                "to": request.to,
+                "body": request.body,
+                "direction": "outbound",
+                "status": "queued",
+            }
+        )
+        carrier.dispatch(
+            {
+                "kind": "sms",
+                "sid": sid,
+                "from": from_,
+                "to": request.to,
+                "body": request.body,
+                "status_callback_url": request.status_callback_url,
+                "accepted_at": time.time(),
+            }
+        )
+        log.info("simulator sms sent to=%s sid=%s", last_digits(request.to), sid)
+        return Sent(sid=sid, status="queued")
+
+    def fetch_recording(self, recording_url: str) -> RecordingAudio:
+        """Return the audio of a recording the simulator made (it keeps them as WAV files)."""
+        prefix = self.settings.public_base_url + RECORDINGS_PATH
+        match = _RECORDING_NAME.fullmatch(recording_url.removeprefix(prefix))
+        if not recording_url.startswith(prefix) or match is None:
+            raise ProviderError(
+                "The recording address is not a simulator address.",
+                detail=f"refused recording host={urlsplit(recording_url).netloc}",
+            )
+        path = carrier.recordings_dir(self.app) / f"{match.group(1)}.wav"
+        if not path.is_file():
+            raise ProviderError(RECORDING_MISSING_MESSAGE, detail=f"no file for {match.group(1)}")
+        content = path.read_bytes()
+        log.info("simulator recording fetched sid=%s bytes=%d", match.group(1), len(content))
+        return RecordingAudio(content=content, content_type="audio/x-wav")
+
+    def _refused(self, what: str, to: str, code: int) -> ProviderError:
+        error = error_for(code, 400)
+        log.warning(
+            "simulator %s refused to=%s code=%s error=%s",
+            what,
+            last_digits(to),
+            error.code,
+            type(error).__name__,
+        )
+        return error
+
+
+def _dialable(number: str) -> bool:
+    """Tell whether Twilio would dial `number`: E.164 and a valid number of its country."""
+    if not number.startswith("+"):
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+register_provider("simulator", SimulatorProvider)
