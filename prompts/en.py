@@ -19,4 +19,27 @@ TEXTS = {
     "email.footer": "You are receiving this e-mail as a member of a local prevention "
                     "partnership ({plp}). Please do not reply to it. In an emergency, "
                     "call 101 (police) or 112.",
+    # Level 1: the police's alert put at the coordinators' disposal.
+    "sms.release_request": "{exercise}PLP {plp}: police alert ref {ref} for {members} "
+                           "members: {message} Reply YES {ref} to send it, NO {ref} to "
+                           "reject it.",
+    "sms.escalation": "{exercise}PLP {plp}: police alert ref {ref} has waited {minutes} min "
+                      "without a coordinator's answer: {message} Reply YES {ref} to send it, "
+                      "NO {ref} to reject it.",
+    "sms.released_by": "Alert ref {ref} sent by {name} to {members} members.",
+    "sms.rejected_by": "Alert ref {ref} rejected by {name}. It will not be sent.",
+    "sms.expired": "Alert ref {ref} expired without being sent.",
+    "sms.all_clear": "{exercise}PLP {plp}, all clear for alert ref {ref}: {message}",
+    # Level 2: what a member hears when the alert call is answered.
+    "voice.exercise_prefix": "This is an exercise. ",
+    "voice.alert_intro": "{exercise}Urgent police message for the PLP {plp}.",
+    "voice.alert_prompt": "To confirm, press 1. To hear it again, press 0.",
+    "voice.ack_confirmed": "Thank you. Your confirmation is recorded. Goodbye.",
+    "voice.no_input": "We did not receive an answer. Goodbye.",
+    "voice.goodbye": "Goodbye.",
+    "voice.alert_over": "This message is no longer current. Thank you, goodbye.",
+    "voice.machine_message": "{exercise}Police message for the PLP {plp}. {message} "
+                             "To confirm, reply 1 by text message or call this number back. "
+                             "Reference {ref}.",
+    "voice.apology": "Sorry, a technical problem prevents us from going on. Goodbye.",
 }

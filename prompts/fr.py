@@ -20,4 +20,28 @@ TEXTS = {
     "email.footer": "Vous recevez cet e-mail en tant que membre d'un partenariat local "
                     "de prévention ({plp}). Merci de ne pas y répondre. En cas d'urgence, "
                     "appelez le 101 (police) ou le 112.",
+    # Level 1: the police's alert put at the coordinators' disposal.
+    "sms.release_request": "{exercise}PLP {plp} : alerte de la police réf {ref} pour {members} "
+                           "membres : {message} Répondez OUI {ref} pour la diffuser, "
+                           "NON {ref} pour la refuser.",
+    "sms.escalation": "{exercise}PLP {plp} : l'alerte de la police réf {ref} attend depuis "
+                      "{minutes} min sans réponse d'un coordinateur : {message} Répondez "
+                      "OUI {ref} pour la diffuser, NON {ref} pour la refuser.",
+    "sms.released_by": "Alerte réf {ref} diffusée par {name} à {members} membres.",
+    "sms.rejected_by": "Alerte réf {ref} refusée par {name}. Elle ne sera pas diffusée.",
+    "sms.expired": "Alerte réf {ref} expirée sans diffusion.",
+    "sms.all_clear": "{exercise}PLP {plp}, fin d'alerte réf {ref} : {message}",
+    # Level 2: what a member hears when the alert call is answered.
+    "voice.exercise_prefix": "Ceci est un exercice. ",
+    "voice.alert_intro": "{exercise}Message urgent de la police pour le PLP {plp}.",
+    "voice.alert_prompt": "Pour confirmer, appuyez sur 1. Pour réécouter, appuyez sur 0.",
+    "voice.ack_confirmed": "Merci. Votre confirmation est enregistrée. Au revoir.",
+    "voice.no_input": "Nous n'avons pas reçu de réponse. Au revoir.",
+    "voice.goodbye": "Au revoir.",
+    "voice.alert_over": "Ce message n'est plus d'actualité. Merci et au revoir.",
+    "voice.machine_message": "{exercise}Message de la police pour le PLP {plp}. {message} "
+                             "Pour confirmer, répondez 1 par SMS ou rappelez ce numéro. "
+                             "Référence {ref}.",
+    "voice.apology": "Désolé, un problème technique nous empêche de poursuivre. "
+                     "Veuillez nous excuser. Au revoir.",
 }

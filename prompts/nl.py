@@ -19,4 +19,28 @@ TEXTS = {
     "email.footer": "U ontvangt deze e-mail als lid van een buurtinformatienetwerk ({plp}). "
                     "Gelieve niet op deze e-mail te antwoorden. Bel in noodgevallen "
                     "101 (politie) of 112.",
+    # Level 1: the police's alert put at the coordinators' disposal.
+    "sms.release_request": "{exercise}BIN {plp}: alarm van de politie ref {ref} voor {members} "
+                           "leden: {message} Antwoord JA {ref} om te verspreiden, "
+                           "NEE {ref} om te weigeren.",
+    "sms.escalation": "{exercise}BIN {plp}: het alarm van de politie ref {ref} wacht al "
+                      "{minutes} min zonder antwoord van een coördinator: {message} Antwoord "
+                      "JA {ref} om te verspreiden, NEE {ref} om te weigeren.",
+    "sms.released_by": "Alarm ref {ref} verspreid door {name} naar {members} leden.",
+    "sms.rejected_by": "Alarm ref {ref} geweigerd door {name}. Het wordt niet verspreid.",
+    "sms.expired": "Alarm ref {ref} verlopen zonder verspreiding.",
+    "sms.all_clear": "{exercise}BIN {plp}, einde alarm ref {ref}: {message}",
+    # Level 2: what a member hears when the alert call is answered.
+    "voice.exercise_prefix": "Dit is een oefening. ",
+    "voice.alert_intro": "{exercise}Dringend bericht van de politie voor het BIN {plp}.",
+    "voice.alert_prompt": "Druk op 1 om te bevestigen. Druk op 0 om opnieuw te beluisteren.",
+    "voice.ack_confirmed": "Dank u. Uw bevestiging is geregistreerd. Tot ziens.",
+    "voice.no_input": "We hebben geen antwoord ontvangen. Tot ziens.",
+    "voice.goodbye": "Tot ziens.",
+    "voice.alert_over": "Dit bericht is niet meer actueel. Dank u en tot ziens.",
+    "voice.machine_message": "{exercise}Bericht van de politie voor het BIN {plp}. {message} "
+                             "Antwoord 1 per sms of bel dit nummer terug om te bevestigen. "
+                             "Referentie {ref}.",
+    "voice.apology": "Sorry, door een technisch probleem kunnen we niet verder. "
+                     "Onze excuses. Tot ziens.",
 }
