@@ -21,7 +21,7 @@ from alerts.roster import import_roster, read_roster
 from core.extensions import db
 
 ZONE_CODE, ZONE_NAME = "ZPDEMO", "Zone de police Démo"
-PLP_CODE, PLP_NAME = "DEMO", "PLP Démo – Quartier du Parc"
+PLP_CODE, PLP_NAME = "DEMO", "Démo – Quartier du Parc"  # prompts say "PLP {name}"
 OFFICER = ("Inspecteur Marc Dubois", "+32470990001", "4829")
 COORDINATOR = ("Claire Janssens", "+32470990002", "7351")
 

@@ -95,6 +95,7 @@ class AlertOrigin(enum.StrEnum):
     PHONE = "phone"
     WEB = "web"
     API = "api"
+    CLI = "cli"  # `flask alert raise`, by an operator on the server
 
 
 class AlertState(enum.StrEnum):

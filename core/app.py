@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from flask import Flask, request
+from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.extensions import db, init_redis, migrate
 from core.settings import SETTING_KEYS, SettingsError, load_settings
+from core.webhooks import service_unavailable
 
-log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     # Imported here: these modules import the extensions, which this module sets up.
     from alerts import models  # noqa: F401, PLC0415 (registers the tables)
+    from alerts.confirm_views import bp as confirm_bp  # noqa: PLC0415
     from alerts.messaging import bp as messaging_bp  # noqa: PLC0415
     from core import health  # noqa: PLC0415
     from ivr.views import bp as ivr_bp  # noqa: PLC0415
@@ -76,26 +77,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ivr_bp)
     app.register_blueprint(messaging_bp)
+    app.register_blueprint(confirm_bp)
     if settings.phone_provider == "simulator":
         # The dev phone page acts as any phone without a login: never with a real carrier.
         from simulator.views import bp as simulator_bp  # noqa: PLC0415
 
         app.register_blueprint(simulator_bp)
-    app.register_error_handler(SQLAlchemyError, _service_unavailable)
-    app.register_error_handler(RedisError, _service_unavailable)
+    app.register_error_handler(SQLAlchemyError, service_unavailable)
+    app.register_error_handler(RedisError, service_unavailable)
 
     from core.cli import register_commands  # noqa: PLC0415
 
     register_commands(app)
     return app
-
-
-def _service_unavailable(error: Exception):
-    """Answer 503 (not 500) when the database or Redis fails: the carrier retries later."""
-    db.session.rollback()
-    log.error("service unavailable path=%s error=%s", request.path, type(error).__name__)
-    return ("Service temporarily unavailable, try again shortly.\n", 503,
-            {"Content-Type": "text/plain", "Retry-After": "5"})
 
 
 def _configure_logging(testing: bool) -> None:

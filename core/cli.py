@@ -165,6 +165,10 @@ def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...]) -
     # The work horse is a fork: it must not reuse the parent's database connections.
     os.register_at_fork(after_in_child=lambda: _dispose_engines(app))
     worker = Worker(list(queues or QUEUE_NAMES), connection=connection)
+    # Starts the reconciler (it re-enqueues what Redis lost) and readies what jobs share.
+    from alerts.jobs import prepare_worker  # noqa: PLC0415 (as register_commands does)
+
+    prepare_worker(app)
     log.info("worker starting queues=%s scheduler=%s", ",".join(queues or QUEUE_NAMES),
              with_scheduler)
     worker.work(burst=burst, with_scheduler=with_scheduler)
@@ -199,8 +203,9 @@ def redis_stop() -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach every command group to the app's CLI (`db` comes from Flask-Migrate)."""
-    from simulator.cli import simulator_cli  # noqa: PLC0415 (as create_app imports blueprints)
+    from alerts.alert_cli import alert_cli  # noqa: PLC0415 (as create_app imports blueprints)
+    from simulator.cli import simulator_cli  # noqa: PLC0415
 
     for command in (zone_cli, plp_cli, roster_cli, person_cli, police_cli, redis_cli,
-                    demo_command, worker_command, simulator_cli):
+                    demo_command, worker_command, simulator_cli, alert_cli):
         app.cli.add_command(command)

@@ -7,6 +7,8 @@ use and kept per app in `app.extensions["redis"]`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 from flask import Flask, current_app
@@ -97,3 +99,22 @@ def get_queue(name: str = "default") -> Queue:
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
     return Queue(name, connection=redis_connection())
+
+
+@contextmanager
+def savepoint() -> Iterator[None]:
+    """Run the block in a savepoint of the session's transaction, flushed at its end.
+
+    On an error inside, only the block's work is undone and the error propagates.
+    """
+    connection = db.session.connection()
+    # pysqlite opens a transaction only before a write, so a SAVEPOINT after mere SELECTs
+    # would be the outermost one and its RELEASE would commit on its own: the caller's
+    # rollback would then leave the block's work in place.
+    if (
+        connection.dialect.name == "sqlite"
+        and not connection.connection.driver_connection.in_transaction
+    ):
+        connection.exec_driver_sql("BEGIN")
+    with db.session.begin_nested():
+        yield

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
 from alerts.models import InboundWebhook
-from core.extensions import db
+from core.extensions import db, savepoint
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,14 @@ def malformed_webhook(error: MalformedWebhook):
     return f"Malformed webhook: {error}\n", 400, {"Content-Type": "text/plain"}
 
 
+def service_unavailable(error: Exception):
+    """Answer 503 with Retry-After (never 500) when the database or Redis fails mid-request."""
+    db.session.rollback()
+    log.error("service unavailable path=%s error=%s", request.path, type(error).__name__)
+    return ("Service temporarily unavailable, try again shortly.\n", 503,
+            {"Content-Type": "text/plain", "Retry-After": "5"})
+
+
 def claim_webhook(kind: str, sid: str) -> bool:
     """Record the webhook `kind`/`sid` as handled; return False if it already was.
 
@@ -89,9 +97,8 @@ def claim_webhook(kind: str, sid: str) -> bool:
     retry do the work. On PostgreSQL a concurrent claim of the same SID waits for the
     first to commit, then loses.
     """
-    _begin_sqlite_transaction()
     try:
-        with db.session.begin_nested():
+        with savepoint():
             db.session.add(InboundWebhook(kind=kind, sid=sid))
     except IntegrityError:
         log.info("webhook already handled kind=%s sid=%s", kind, sid)
@@ -110,15 +117,3 @@ def _signature_is_valid(signature: str) -> bool:
 
 def _simulator_token(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), _SIMULATOR_TOKEN_LABEL, hashlib.sha256).hexdigest()
-
-
-def _begin_sqlite_transaction() -> None:
-    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so a SAVEPOINT taken
-    # after mere SELECTs is the outermost one and its RELEASE commits the claim on its own:
-    # the caller's rollback would then leave the webhook claimed and its work undone.
-    connection = db.session.connection()
-    if (
-        connection.dialect.name == "sqlite"
-        and not connection.connection.driver_connection.in_transaction
-    ):
-        connection.exec_driver_sql("BEGIN")

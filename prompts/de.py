@@ -45,4 +45,15 @@ TEXTS = {
                              "Nummer zurück. Referenz {ref}.",
     "voice.apology": "Entschuldigung, wegen eines technischen Problems können wir nicht "
                      "fortfahren. Auf Wiederhören.",
+    # Lebenszyklus: Verbreitung nach der Frist der Charta; Seite des E-Mail-Links.
+    "sms.released_auto": "Alarm Ref {ref} automatisch an {members} Mitglieder verbreitet: "
+                         "kein Koordinator hat rechtzeitig geantwortet.",
+    "web.title": "Bestätigung einer Nachricht der Polizei",
+    "web.confirmed": "Danke. Ihre Bestätigung ist gespeichert.",
+    "web.already_confirmed": "Ihre Bestätigung war bereits gespeichert. Danke.",
+    "web.link_invalid": "Dieser Bestätigungslink ist ungültig. Prüfen Sie, ob die ganze "
+                        "Adresse kopiert wurde.",
+    "web.link_expired": "Dieser Bestätigungslink ist abgelaufen.",
+    "web.alert_over": "Diese Nachricht ist nicht mehr aktuell: eine Bestätigung ist nicht "
+                      "mehr nötig.",
 }

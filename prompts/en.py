@@ -42,4 +42,14 @@ TEXTS = {
                              "To confirm, reply 1 by text message or call this number back. "
                              "Reference {ref}.",
     "voice.apology": "Sorry, a technical problem prevents us from going on. Goodbye.",
+    # Lifecycle: the release decided by the charter's timer; the e-mail link's page.
+    "sms.released_auto": "Alert ref {ref} sent automatically to {members} members: "
+                         "no coordinator answered in time.",
+    "web.title": "Confirmation of a police message",
+    "web.confirmed": "Thank you. Your confirmation is recorded.",
+    "web.already_confirmed": "Your confirmation was already recorded. Thank you.",
+    "web.link_invalid": "This confirmation link is not valid. Check that the whole address "
+                        "was copied.",
+    "web.link_expired": "This confirmation link has expired.",
+    "web.alert_over": "This message is no longer current: no confirmation is needed any more.",
 }

@@ -44,4 +44,15 @@ TEXTS = {
                              "Référence {ref}.",
     "voice.apology": "Désolé, un problème technique nous empêche de poursuivre. "
                      "Veuillez nous excuser. Au revoir.",
+    # Cycle de vie : diffusion décidée par le délai de la charte ; page du lien de l'e-mail.
+    "sms.released_auto": "Alerte réf {ref} diffusée automatiquement à {members} membres : "
+                         "aucun coordinateur n'a répondu à temps.",
+    "web.title": "Confirmation d'un message de la police",
+    "web.confirmed": "Merci. Votre confirmation est enregistrée.",
+    "web.already_confirmed": "Votre confirmation était déjà enregistrée. Merci.",
+    "web.link_invalid": "Ce lien de confirmation n'est pas valable. Vérifiez que l'adresse "
+                        "a été copiée en entier.",
+    "web.link_expired": "Ce lien de confirmation a expiré.",
+    "web.alert_over": "Ce message n'est plus d'actualité : aucune confirmation n'est plus "
+                      "nécessaire.",
 }

@@ -43,4 +43,14 @@ TEXTS = {
                              "Referentie {ref}.",
     "voice.apology": "Sorry, door een technisch probleem kunnen we niet verder. "
                      "Onze excuses. Tot ziens.",
+    # Levenscyclus: verspreiding na de termijn van het charter; pagina van de e-maillink.
+    "sms.released_auto": "Alarm ref {ref} automatisch verspreid naar {members} leden: "
+                         "geen coördinator antwoordde op tijd.",
+    "web.title": "Bevestiging van een bericht van de politie",
+    "web.confirmed": "Dank u. Uw bevestiging is geregistreerd.",
+    "web.already_confirmed": "Uw bevestiging was al geregistreerd. Dank u.",
+    "web.link_invalid": "Deze bevestigingslink is niet geldig. Controleer of het volledige "
+                        "adres gekopieerd is.",
+    "web.link_expired": "Deze bevestigingslink is verlopen.",
+    "web.alert_over": "Dit bericht is niet meer actueel: een bevestiging is niet meer nodig.",
 }
