@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> None:
         coordinator = enrol(args.members)
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--without-scheduler"],
+                [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--without-scheduler",
+                 *(["--no-fork"] if args.no_fork else [])],
                 cwd=PROJECT_ROOT,
                 env=env,
                 start_new_session=True,
@@ -192,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--no-fork", action="store_true", help="workers run jobs in-process")
     parser.add_argument("--rate", type=float, default=None, help="CALLS/SMS_PER_SECOND")
     parser.add_argument("--database-url")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from rq import Worker
+from rq import SimpleWorker, Worker
 
 from alerts import directory
 from alerts.demo import DemoError, load_demo
@@ -157,14 +157,19 @@ def demo_command(if_empty: bool) -> None:
               help="Also run RQ's scheduler (delayed cascade steps).")
 @click.option("--queue", "queues", multiple=True, type=click.Choice(QUEUE_NAMES),
               help="Queues to listen on, in priority order (default: all).")
+@click.option("--fork/--no-fork", default=True, show_default=True,
+              help="Run each job in a forked work horse (isolation) or in this process "
+                   "(no fork per job: several times the throughput).")
 @with_appcontext
-def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...]) -> None:
+def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...],
+                   fork: bool) -> None:
     """Run an RQ worker; every job runs inside this app's context."""
     app = current_app._get_current_object()
     connection = redis_connection()
     # The work horse is a fork: it must not reuse the parent's database connections.
     os.register_at_fork(after_in_child=lambda: _dispose_engines(app))
-    worker = Worker(list(queues or QUEUE_NAMES), connection=connection)
+    worker_class = Worker if fork else InProcessWorker
+    worker = worker_class(list(queues or QUEUE_NAMES), connection=connection)
     # Starts the reconciler (it re-enqueues what Redis lost) and readies what jobs share.
     from alerts.jobs import prepare_worker  # noqa: PLC0415 (as register_commands does)
 
@@ -172,6 +177,22 @@ def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...]) -
     log.info("worker starting queues=%s scheduler=%s", ",".join(queues or QUEUE_NAMES),
              with_scheduler)
     worker.work(burst=burst, with_scheduler=with_scheduler)
+
+
+class InProcessWorker(SimpleWorker):
+    """RQ's non-forking worker, with a fresh database session for every job.
+
+    A forked work horse starts each job with a clean copy of the session; in-process
+    jobs share the worker's app context, so the session (its identity map and any open
+    transaction) is removed after each job, success or failure.
+    """
+
+    def perform_job(self, *args, **kwargs):
+        """Run the job, then drop the session it used."""
+        try:
+            return super().perform_job(*args, **kwargs)
+        finally:
+            db.session.remove()
 
 
 def _dispose_engines(app: Flask) -> None:

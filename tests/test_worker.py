@@ -17,6 +17,7 @@ from core.extensions import db
 from core.jobs import HEARTBEAT_KEY, record_heartbeat
 from tests.conftest import SERVER_REDIS_URL
 from tests.support import FLASK, app_config, subprocess_env
+from tests.worker_jobs import count_zones, leave_a_zone_uncommitted
 
 REDIS_KINDS = [
     pytest.param("server", marks=pytest.mark.skipif(
@@ -82,3 +83,26 @@ def test_worker_takes_urgent_work_first(tmp_path, redis_url, redis_conn):
         job.refresh()
     started = sorted((urgent, default, low), key=lambda job: job.started_at)
     assert [job.id for job in started] == [urgent.id, default.id, low.id]
+
+
+def test_in_process_worker_gives_each_job_a_fresh_session(tmp_path, redis_url, redis_conn):
+    """`worker --no-fork` runs jobs in its own process, and one job's session never leaks."""
+    database_url = f"sqlite:///{tmp_path / 'inprocess.db'}"
+    app = create_app(app_config(tmp_path, database_url, redis_url))
+    with app.app_context():
+        db.create_all()
+    queue = Queue("urgent", connection=redis_conn)
+    leave = queue.enqueue(leave_a_zone_uncommitted, "ZPLEAK")
+    count = queue.enqueue(count_zones)
+    result = subprocess.run(
+        [*FLASK, "worker", "--burst", "--without-scheduler", "--no-fork"], cwd=PROJECT_ROOT,
+        env=subprocess_env(DATABASE_URL=database_url, REDIS_URL=redis_url),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for job in (leave, count):
+        job.refresh()
+        assert job.get_status() == JobStatus.FINISHED, job.latest_result()
+    zones, pid = count.return_value()
+    assert pid == leave.return_value() != os.getpid()  # both in the worker itself
+    assert zones == 0  # the first job's uncommitted zone was rolled back with its session
