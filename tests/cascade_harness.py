@@ -146,7 +146,7 @@ class System:
         started = []
         for index in range(count):
             option = "--with-scheduler" if scheduler and index == 0 else "--without-scheduler"
-            started.append(self._spawn([*FLASK, "worker", option]))
+            started.append(self._spawn([*FLASK, "worker", option, "--no-fork"]))
         self.workers.extend(started)
         return started
 

@@ -111,11 +111,12 @@ def _procfile() -> dict[str, list[str]]:
 
 
 def test_procfile_declares_web_and_worker():
-    """The Procfile runs gunicorn on wsgi:app and the app's RQ worker with its scheduler."""
+    """The Procfile runs gunicorn on wsgi:app and the in-process RQ worker with its scheduler."""
     entries = _procfile()
     assert set(entries) == {"web", "worker"}
     assert entries["web"][0] == "gunicorn" and entries["web"][-1] == "wsgi:app"
-    assert entries["worker"] == ["flask", "--app", "wsgi", "worker", "--with-scheduler"]
+    assert entries["worker"] == [
+        "flask", "--app", "wsgi", "worker", "--with-scheduler", "--no-fork"]
 
 
 def test_procfile_targets_resolve(tmp_path, redis_url):
