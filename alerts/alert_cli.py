@@ -8,8 +8,6 @@ is a one-line `Error: ...`, exit status 1, and nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -30,6 +28,7 @@ from alerts.lifecycle import (
 )
 from alerts.models import Alert, AlertOrigin, AlertState, Person, Urgency
 from alerts.tracking import alert_counts
+from core.cli import cli_transaction
 from core.extensions import db
 
 alert_cli = AppGroup("alert", help="Alerts: raise, release or reject, cancel, follow, clear.")
@@ -37,18 +36,8 @@ alert_cli = AppGroup("alert", help="Alerts: raise, release or reject, cancel, fo
 LOCAL_TIME = ZoneInfo("Europe/Brussels")  # what the operators read on their clocks
 
 
-@contextmanager
-def _transaction() -> Iterator[None]:
-    """Commit on success; on a refusal roll back and exit with a one-line message."""
-    try:
-        yield
-        db.session.commit()
-    except (AlertError, DirectoryError) as err:
-        db.session.rollback()
-        raise click.ClickException(str(err)) from None
-    except BaseException:
-        db.session.rollback()
-        raise
+def _transaction():
+    return cli_transaction(AlertError, DirectoryError)
 
 
 def _person(phone: str) -> Person:

@@ -544,32 +544,14 @@ def _close_if_over(alert_id: int, now: datetime) -> CloseReason | None:
 
 def notify_coordinators(alert_id: int) -> str:
     """Text the release request to the coordinators; start the escalation and expiry timers."""
-    from alerts.lifecycle import send_notice, text_for  # noqa: PLC0415 (lifecycle imports jobs)
 
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.state != AlertState.AWAITING_RELEASE:
         return "moot"
     members = _member_count(alert)
     coordinators = _people_with_role(alert, Role.COORDINATOR)
-    jobs = [
-        PendingJob(
-            "urgent",
-            send_notice,
-            (
-                person.id,
-                text_for(
-                    alert,
-                    "sms.release_request",
-                    person.language,
-                    members=members,
-                    message=alert.text,
-                ),
-            ),
-            job_id=f"release-request-{alert.id}-{person.id}",
-        )
-        for person in coordinators
-        if person.can_receive_sms
-    ]
+    jobs = _notices(alert, coordinators, "sms.release_request", "release-request",
+                    members=members)
     charters = [target.partnership.charter for target in alert.targets]
     escalate_after = min(c.escalate_to_steering_after_minutes for c in charters)
     jobs.append(
@@ -618,9 +600,24 @@ def notify_coordinators(alert_id: int) -> str:
     return f"notified {len(coordinators)}"
 
 
+def _notices(alert: Alert, people, key: str, job_prefix: str, **values) -> list[PendingJob]:
+    """Return one paced SMS job per person who can receive it: `key` with the alert's text."""
+    from alerts.lifecycle import send_notice, text_for  # noqa: PLC0415 (lifecycle imports jobs)
+
+    return [
+        PendingJob(
+            "urgent",
+            send_notice,
+            (person.id, text_for(alert, key, person.language, message=alert.text, **values)),
+            job_id=f"{job_prefix}-{alert.id}-{person.id}",
+        )
+        for person in people
+        if person.can_receive_sms
+    ]
+
+
 def escalate_to_steering(alert_id: int) -> str:
     """Text the steering committee about an alert still awaiting a coordinator's answer."""
-    from alerts.lifecycle import send_notice, text_for  # noqa: PLC0415 (lifecycle imports jobs)
 
     alert = db.session.get(Alert, alert_id)
     now = utcnow()
@@ -628,21 +625,7 @@ def escalate_to_steering(alert_id: int) -> str:
         return "moot"
     minutes = max(1, round((now - alert.created_at) / timedelta(minutes=1)))
     steering = _people_with_role(alert, Role.STEERING)
-    jobs = [
-        PendingJob(
-            "urgent",
-            send_notice,
-            (
-                person.id,
-                text_for(
-                    alert, "sms.escalation", person.language, minutes=minutes, message=alert.text
-                ),
-            ),
-            job_id=f"escalation-{alert.id}-{person.id}",
-        )
-        for person in steering
-        if person.can_receive_sms
-    ]
+    jobs = _notices(alert, steering, "sms.escalation", "escalation", minutes=minutes)
     record_audit(
         "alert.escalated",
         actor="system",

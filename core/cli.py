@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
 
@@ -36,17 +37,21 @@ redis_cli = AppGroup("redis", help="The embedded Redis server (used when REDIS_U
 
 
 @contextmanager
-def _transaction():
-    """Commit on success; on a domain error roll back and exit with a one-line message."""
+def cli_transaction(*refusals: type[Exception]) -> Iterator[None]:
+    """Commit on success; on a refusal roll back and exit with a one-line message."""
     try:
         yield
         db.session.commit()
-    except (DirectoryError, DemoError) as err:
+    except refusals as err:
         db.session.rollback()
         raise click.ClickException(str(err)) from None
     except BaseException:
         db.session.rollback()
         raise
+
+
+def _transaction():
+    return cli_transaction(DirectoryError, DemoError)
 
 
 @zone_cli.command("add")
