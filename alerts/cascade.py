@@ -41,6 +41,13 @@ OPEN_STATUSES = frozenset(
 # differ by a little, and a step a second early harms no one.
 EARLY_TOLERANCE = timedelta(seconds=5)
 
+# A member's next step never overlaps their previous call: while it is still planned,
+# being placed, ringing or answered, the step waits and looks again this often.
+HOLD_RECHECK = timedelta(seconds=10)
+# No call lasts this long (a minute of ringing, the message heard four times): a call
+# still open after it lost its final status callback and holds nothing back any more.
+LONGEST_CALL = timedelta(minutes=10)
+
 
 @dataclass(frozen=True)
 class MemberChannels:
@@ -174,15 +181,16 @@ class Verdict(enum.StrEnum):
     SEND = "send"  # hand it to the carrier (or the mail relay) now
     SKIP = "skip"  # moot: the alert is over, or the channel was opted out since planning
     CANCEL = "cancel"  # the member confirmed: no more steps for them
-    WAIT = "wait"  # not due yet: run again at its time
+    WAIT = "wait"  # not due yet: run again at `at`
 
 
 @dataclass(frozen=True)
 class StepCheck:
-    """A verdict on one step, with the reason recorded on the delivery."""
+    """A verdict on one step, with the reason recorded on the delivery (and when to wait for)."""
 
     verdict: Verdict
     reason: str | None = None
+    at: datetime | None = None  # WAIT only: when to look again
 
 
 def check_step(
@@ -193,8 +201,12 @@ def check_step(
     opted_out: bool,
     due_at: datetime,
     now: datetime,
+    held_until: datetime | None = None,
 ) -> StepCheck:
-    """Decide what a planned step does at `now`; the first reason that applies wins."""
+    """Decide what a planned step does at `now`; the first reason that applies wins.
+
+    `held_until` is what `held_by_earlier_calls` says of the member's earlier calls.
+    """
     if not alert_open:
         return StepCheck(Verdict.SKIP, "alert no longer delivering")
     if expires_at <= now:
@@ -203,8 +215,10 @@ def check_step(
         return StepCheck(Verdict.CANCEL, "already confirmed")
     if opted_out:
         return StepCheck(Verdict.SKIP, "channel opted out")
-    if due_at > now + EARLY_TOLERANCE:
-        return StepCheck(Verdict.WAIT, "not due yet")
+    ready_at = max(due_at, held_until or due_at)
+    if ready_at > now + EARLY_TOLERANCE:
+        reason = "not due yet" if due_at > now + EARLY_TOLERANCE else "after the previous call"
+        return StepCheck(Verdict.WAIT, reason, ready_at)
     return StepCheck(Verdict.SEND)
 
 
@@ -217,6 +231,41 @@ class Attempt:
     channel: Channel
     due_at: datetime
     status: DeliveryStatus
+    sent_at: datetime | None = None  # handed to the carrier
+
+
+def held_by_earlier_calls(
+    step: int, due_at: datetime, attempts: Sequence[Attempt], now: datetime
+) -> datetime | None:
+    """Return until when the member's earlier calls hold a step back; None: they do not.
+
+    The charter's delays are meant between attempts ("3 minutes after the first call
+    without confirmation"), but the first wave of a large alert is paced, so a member's
+    first call may be placed minutes after the release. So a later step (a call, an
+    e-mail) waits while an earlier call of the member is still planned or open (the
+    member may be listening to it and about to press 1), and then keeps the charter's
+    spacing from when that call was placed. A call open for longer than `LONGEST_CALL`
+    lost its final callback and holds nothing back. The SMS sent with the first call is
+    not a call: steps never wait for a delivery receipt.
+    """
+    held: datetime | None = None
+    for earlier in attempts:
+        if earlier.channel != Channel.CALL or earlier.step >= step:
+            continue
+        gap = max(due_at - earlier.due_at, timedelta(0))
+        placed = earlier.sent_at
+        is_open = earlier.status in OPEN_STATUSES
+        if is_open and placed is None:
+            # Not placed yet (paced, or being placed): this step comes a gap after it at best.
+            until = now + max(gap, HOLD_RECHECK)
+        elif is_open and placed + LONGEST_CALL > now:
+            until = max(now + HOLD_RECHECK, placed + gap)
+        elif placed is not None:
+            until = placed + gap
+        else:
+            continue  # failed or skipped before reaching the carrier: nothing to space from
+        held = until if held is None else max(held, until)
+    return held
 
 
 @dataclass(frozen=True)

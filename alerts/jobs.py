@@ -37,7 +37,14 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import event, exists, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from alerts.cascade import OPEN_STATUSES, Attempt, Verdict, check_step, next_step
+from alerts.cascade import (
+    OPEN_STATUSES,
+    Attempt,
+    Verdict,
+    check_step,
+    held_by_earlier_calls,
+    next_step,
+)
 from alerts.models import (
     Acknowledgement,
     Alert,
@@ -260,12 +267,12 @@ def run_cascade_step(delivery_id: int, try_number: int = 1) -> str:
         opted_out=_opted_out(person, channel),
         due_at=delivery.due_at,
         now=now,
+        held_until=_held_until(delivery, now),
     )
     if check.verdict == Verdict.WAIT:
-        log.info("cascade step early %s due_at=%s", context, delivery.due_at.isoformat())
-        due_at = delivery.due_at
+        log.info("cascade step waits %s reason=%r until=%s", context, check.reason, check.at)
         db.session.rollback()
-        _reschedule(delivery_id, queue, due_at, try_number)
+        _reschedule(delivery_id, queue, check.at, try_number)
         return DeliveryStatus.PLANNED.value
     if check.verdict != Verdict.SEND:
         status = (
@@ -439,6 +446,28 @@ def _unclaim(delivery_id: int) -> None:
         .values(status=DeliveryStatus.PLANNED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def _held_until(delivery: Delivery, now: datetime) -> datetime | None:
+    """Return until when the member's earlier calls hold this step back (see the policy)."""
+    if delivery.step == 0:
+        return None
+    rows = db.session.execute(
+        select(
+            Delivery.id,
+            Delivery.step,
+            Delivery.channel,
+            Delivery.due_at,
+            Delivery.status,
+            Delivery.sent_at,
+        ).where(
+            Delivery.alert_id == delivery.alert_id,
+            Delivery.person_id == delivery.person_id,
+            Delivery.step < delivery.step,
+            Delivery.channel == Channel.CALL,
+        )
+    )
+    return held_by_earlier_calls(delivery.step, delivery.due_at, [Attempt(*r) for r in rows], now)
 
 
 def _confirmed(alert_id: int, person_id: int) -> bool:

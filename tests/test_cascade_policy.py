@@ -8,12 +8,15 @@ import pytest
 
 from alerts.cascade import (
     EARLY_TOLERANCE,
+    HOLD_RECHECK,
+    LONGEST_CALL,
     Attempt,
     MemberChannels,
     PlannedStep,
     StepCheck,
     Verdict,
     check_step,
+    held_by_earlier_calls,
     next_bulletin,
     next_step,
     plan_member,
@@ -290,6 +293,98 @@ def test_step_run_early_waits_and_slightly_early_is_sent():
     """Beyond the tolerance a step waits for its time; within it, it goes."""
     assert check(due_at=NOW + EARLY_TOLERANCE + timedelta(seconds=1)).verdict == Verdict.WAIT
     assert check(due_at=NOW + EARLY_TOLERANCE).verdict == Verdict.SEND
+
+
+def test_an_early_step_waits_until_its_due_time():
+    """WAIT says when to look again: the step's own time."""
+    later = NOW + minutes(3)
+    assert check(due_at=later) == StepCheck(Verdict.WAIT, "not due yet", later)
+
+
+def test_a_due_step_held_by_an_earlier_call_waits_until_the_hold_ends():
+    """Due, but the member's previous call is still open: wait for the hold."""
+    hold = NOW + minutes(1)
+    assert check(held_until=hold) == StepCheck(Verdict.WAIT, "after the previous call", hold)
+    assert check(held_until=NOW + EARLY_TOLERANCE) == StepCheck(Verdict.SEND)
+
+
+def test_a_step_not_yet_due_and_held_waits_for_the_later_of_both():
+    hold, due = NOW + minutes(5), NOW + minutes(3)
+    assert check(due_at=due, held_until=hold) == StepCheck(Verdict.WAIT, "not due yet", hold)
+
+
+def test_confirmation_cancels_a_held_step():
+    """A hold never delays a cancellation: the member confirmed during the previous call."""
+    assert check(confirmed=True, held_until=NOW + minutes(1)).verdict == Verdict.CANCEL
+
+
+# --- held_by_earlier_calls ---------------------------------------------------------------------
+
+
+def call(step: int, status: DeliveryStatus, *, due: float = 0, sent: float | None = 0.0):
+    return Attempt(
+        delivery_id=100 + step,
+        step=step,
+        channel=Channel.CALL,
+        due_at=NOW + minutes(due),
+        status=status,
+        sent_at=None if sent is None else NOW + minutes(sent),
+    )
+
+
+def test_the_first_call_of_a_member_is_held_by_nothing():
+    sms = Attempt(100, 0, Channel.SMS, NOW, DeliveryStatus.QUEUED, sent_at=None)
+    assert held_by_earlier_calls(1, NOW, [sms], NOW) is None
+
+
+def test_a_call_placed_late_by_pacing_keeps_the_charter_gap_from_when_it_was_placed():
+    """First call placed 10 minutes after the release (a long paced wave), ended unanswered:
+    the second call, due at 3 minutes, comes 3 minutes after the first, not at once."""
+    first = call(1, DeliveryStatus.NO_ANSWER, due=0, sent=10)
+    now = NOW + minutes(11)
+    assert held_by_earlier_calls(2, NOW + minutes(3), [first], now) == NOW + minutes(13)
+
+
+def test_a_call_still_ringing_or_answered_holds_the_next_step_even_past_the_gap():
+    """The member may be listening and about to press 1: look again shortly."""
+    for status in (DeliveryStatus.RINGING, DeliveryStatus.IN_PROGRESS, DeliveryStatus.QUEUED):
+        first = call(1, status, sent=0)
+        now = NOW + minutes(4)
+        assert held_by_earlier_calls(2, NOW + minutes(3), [first], now) == now + HOLD_RECHECK
+
+
+def test_a_call_not_yet_placed_holds_the_next_step_for_at_least_the_gap():
+    first = call(1, DeliveryStatus.PLANNED, sent=None)
+    now = NOW + minutes(3)
+    assert held_by_earlier_calls(2, NOW + minutes(3), [first], now) == now + minutes(3)
+
+
+def test_a_call_open_longer_than_any_call_lost_its_callback_and_holds_nothing_more():
+    first = call(1, DeliveryStatus.IN_PROGRESS, sent=0)
+    now = NOW + LONGEST_CALL + minutes(1)
+    # Only the gap from when it was placed, long past: the step may go.
+    assert held_by_earlier_calls(2, NOW + minutes(3), [first], now) == NOW + minutes(3)
+
+
+def test_a_call_refused_before_the_carrier_took_it_holds_nothing():
+    """An invalid number fails at once: the steps keep the charter's own times."""
+    first = call(1, DeliveryStatus.FAILED, sent=None)
+    assert held_by_earlier_calls(2, NOW + minutes(3), [first], NOW + minutes(3)) is None
+
+
+def test_the_latest_hold_of_several_earlier_calls_wins():
+    calls = [
+        call(1, DeliveryStatus.NO_ANSWER, due=0, sent=0),
+        call(2, DeliveryStatus.NO_ANSWER, due=3, sent=9),
+    ]
+    # Step 3 at 8 minutes: 8 after the first (at 8), 5 after the second (at 14).
+    assert held_by_earlier_calls(3, NOW + minutes(8), calls, NOW + minutes(10)) == NOW + minutes(14)
+
+
+def test_later_and_non_call_steps_do_not_hold():
+    later = call(3, DeliveryStatus.RINGING, due=8, sent=8)
+    sms = Attempt(100, 0, Channel.SMS, NOW, DeliveryStatus.QUEUED, sent_at=None)
+    assert held_by_earlier_calls(2, NOW + minutes(3), [later, sms], NOW + minutes(9)) is None
 
 
 # --- next_step --------------------------------------------------------------------------------

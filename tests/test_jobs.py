@@ -295,6 +295,67 @@ def test_step_run_before_its_time_waits_for_it(app, released, provider):
     assert abs(registry.get_scheduled_time(job_id) - delivery.due_at) < timedelta(seconds=1)
 
 
+def scheduled_time(delivery: Delivery):
+    registry = ScheduledJobRegistry(queue=get_queue("urgent"))
+    [job_id] = [
+        j for j in registry.get_job_ids(cleanup=False) if j.startswith(f"delivery-{delivery.id}-")
+    ]
+    return registry.get_scheduled_time(job_id)
+
+
+def test_second_call_waits_while_the_first_is_still_ringing(app, released, provider):
+    """Due at 3 minutes, but the member's first call (placed late) still rings: no overlap."""
+    _alert, [person] = released()
+    first, second = step(person, 1), step(person, 2)
+    now = utcnow()
+    first.status, first.sent_at, first.provider_sid = DeliveryStatus.RINGING, now, "CA" + "1" * 32
+    second.due_at = now - timedelta(seconds=30)
+    db.session.commit()
+
+    assert jobs.run_cascade_step(second.id) == "planned"
+
+    assert provider.calls == []
+    assert fresh(second).status == DeliveryStatus.PLANNED
+    assert now < scheduled_time(second) <= utcnow() + timedelta(seconds=15)
+
+
+def test_second_call_keeps_the_charter_gap_from_the_first_call_placed_late(app, released, provider):
+    """First call placed (late) 1 minute ago and unanswered: the 3-minute gap counts from it."""
+    _alert, [person] = released()
+    first, second = step(person, 1), step(person, 2)
+    placed = utcnow() - timedelta(minutes=1)
+    first.status, first.sent_at, first.provider_sid = (
+        DeliveryStatus.NO_ANSWER,
+        placed,
+        "CA" + "2" * 32,
+    )
+    second.due_at = placed - timedelta(minutes=5)  # the charter's time, long past
+    first.due_at = second.due_at - timedelta(minutes=3)
+    db.session.commit()
+
+    assert jobs.run_cascade_step(second.id) == "planned"
+
+    assert provider.calls == []
+    assert abs(scheduled_time(second) - (placed + timedelta(minutes=3))) < timedelta(seconds=1)
+
+
+def test_second_call_after_the_first_ended_long_enough_ago_is_placed(app, released, provider):
+    _alert, [person] = released()
+    first, second = step(person, 1), step(person, 2)
+    placed = utcnow() - timedelta(minutes=4)
+    first.status, first.sent_at, first.provider_sid = (
+        DeliveryStatus.NO_ANSWER,
+        placed,
+        "CA" + "3" * 32,
+    )
+    second.due_at = placed
+    first.due_at = placed - timedelta(minutes=3)
+    db.session.commit()
+
+    assert jobs.run_cascade_step(second.id) == "queued"
+    assert [c.to for c in provider.calls] == [second.to_address]
+
+
 def test_missing_delivery_is_reported_not_raised(app):
     """A job for a delivery that no longer exists returns "missing"."""
     assert jobs.run_cascade_step(999_999) == "missing"
