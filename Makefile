@@ -38,8 +38,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 # Redis is stopped on exit.
 run: install
 	@$(FLASK) db upgrade
-	@$(FLASK) demo --if-empty
 	@$(FLASK) redis start >/dev/null
+	@$(FLASK) demo --if-empty
 	@echo
 	@echo "  PLP Alert is up: http://127.0.0.1:$(PORT)/healthz"
 	@echo "  Simulated phones (PHONE_PROVIDER=simulator): http://127.0.0.1:$(PORT)/simulator"

@@ -119,6 +119,28 @@ def load_demo(phone_provider: str, *, if_empty: bool = False) -> DemoInfo:
     return DemoInfo(loaded_now, len(MEMBERS), _describe())
 
 
+def hand_phones_to_the_user() -> list[str]:
+    """Make the demo officer's and coordinator's simulated phones interactive.
+
+    In the demo the person trying it plays the officer and the coordinator: their calls
+    wait for the keys pressed on /simulator instead of the demo's random behaviour mix.
+    A behaviour already set (by `flask simulator behaviour`) is kept. Needs the
+    simulator's Redis; without it the demo still loads and this says why.
+    """
+    from redis.exceptions import RedisError  # noqa: PLC0415 (the demo only)
+
+    from simulator import store  # noqa: PLC0415 (the simulator is optional outside the demo)
+    from simulator.people import Behaviour  # noqa: PLC0415
+
+    try:
+        for _name, phone, _pin in (OFFICER, COORDINATOR):
+            if store.get_behaviour(phone) is None:
+                store.set_behaviour(phone, Behaviour("interactive", answer_after=2, keys=()))
+    except RedisError as err:
+        return [f"  simulator phones not set (Redis unavailable: {err})"]
+    return ["  officer and coordinator phones: interactive (answer and type on /simulator)"]
+
+
 def _describe() -> list[str]:
     lines = [f"Demo PLP {PLP_CODE} ({PLP_NAME}), zone {ZONE_CODE}: {len(MEMBERS)} members"]
     for role, (name, phone, pin) in (("officer", OFFICER), ("coordinator", COORDINATOR)):

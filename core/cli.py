@@ -19,7 +19,7 @@ from flask.cli import AppGroup, with_appcontext
 from rq import SimpleWorker, Worker
 
 from alerts import directory
-from alerts.demo import DemoError, load_demo
+from alerts.demo import DemoError, hand_phones_to_the_user, load_demo
 from alerts.directory import DirectoryError
 from alerts.phones import format_international
 from alerts.pins import generate_pin
@@ -152,7 +152,7 @@ def demo_command(if_empty: bool) -> None:
         info = load_demo(current_app.extensions["settings"].phone_provider, if_empty=if_empty)
     if info.loaded_now:
         click.echo(f"demo loaded: {info.members} members")
-    for line in info.lines:
+    for line in [*info.lines, *hand_phones_to_the_user()]:
         click.echo(line)
 
 

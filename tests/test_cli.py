@@ -142,6 +142,19 @@ def test_demo_loads_a_working_partnership(runner):
     assert count(Person) == 26
 
 
+def test_demo_hands_the_officer_and_coordinator_phones_to_the_user(runner, redis_conn):
+    """Their simulated phones wait for the user's keys; a behaviour set before is kept."""
+    from simulator import store  # noqa: PLC0415
+    from simulator.people import Behaviour  # noqa: PLC0415
+
+    store.set_behaviour(OFFICER[1], Behaviour("busy"))
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert store.get_behaviour(COORDINATOR[1]).kind == "interactive"
+    assert store.get_behaviour(OFFICER[1]).kind == "busy"
+    assert "interactive" in result.output
+
+
 def test_demo_if_empty_leaves_a_real_database_alone(runner, make_plp):
     """demo --if-empty does nothing when the database already has partnerships."""
     make_plp("PLP-REAL")
