@@ -43,6 +43,7 @@ from alerts.models import (
     Role,
     Urgency,
     Zone,
+    partnership_names,
     record_audit,
     utcnow,
 )
@@ -52,6 +53,7 @@ from alerts.tracking import reached_person_ids
 from core.extensions import db, get_queue, savepoint
 from core.urls import public_url
 from prompts import LANGUAGES, text
+from prompts.speech import enqueue_alert_audio
 
 if TYPE_CHECKING:
     from alerts.planning import PlanSummary
@@ -439,6 +441,8 @@ def release_alert(alert: Alert, *, by: Person | None, now: datetime | None = Non
         _check_decider(by, alert, "release")
     _check_open(alert, AlertState.RELEASED, now)
     transition(alert, AlertState.RELEASED, actor=by, now=now)
+    # Enqueued before planning's jobs: the speech is ready when the first calls connect.
+    enqueue_alert_audio(alert)
     summary = planning.plan_deliveries(alert, now=now)
     transition(alert, AlertState.DELIVERING, actor=by, now=now)
     log.info(
@@ -639,7 +643,7 @@ def text_for(alert: Alert, key: str, language: str | None, **values: object) -> 
 
 def plp_names(alert: Alert) -> str:
     """Return the names of the alert's PLPs, in the order of its targets."""
-    return ", ".join(dict.fromkeys(target.partnership.name for target in alert.targets))
+    return partnership_names(target.partnership for target in alert.targets)
 
 
 def _plp_codes(alert: Alert) -> str:

@@ -38,8 +38,10 @@ from alerts.models import (
     DeliveryStatus,
     Person,
     Urgency,
+    partnership_names,
     utcnow,
 )
+from alerts.recordings import recording_ready, recording_url
 from core.extensions import db, get_queue
 from core.settings import SmtpSettings
 from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
@@ -113,6 +115,10 @@ font-weight:bold">{{ exercise_notice }}</p>
 <p style="margin:0 0 8px">{{ intro }}</p>
 <blockquote style="margin:0 0 16px;padding:12px 16px;border-left:4px solid #1f4e9c;\
 background:#f3f6fb;white-space:pre-line">{{ message }}</blockquote>
+{%- if recording_url %}
+<p style="margin:0 0 16px">{{ recording_intro }}<br>\
+<a href="{{ recording_url }}" style="color:#1f4e9c;word-break:break-all">{{ recording_url }}</a></p>
+{%- endif %}
 <p style="margin:0 0 16px;color:#444444">{{ source }}<br>{{ reference }}</p>
 <p style="margin:0 0 12px">{{ confirm_intro }}</p>
 <p style="margin:0 0 16px"><a href="{{ confirm_url }}" style="display:inline-block;\
@@ -142,15 +148,19 @@ def alert_email(alert: Alert, person: Person, confirm_url: str) -> EmailMessage:
     if not partnerships:
         raise ValueError(f"alert {alert.id} has no target partnership")
     # dict.fromkeys: distinct names, in the order of the targets.
-    plp = ", ".join(dict.fromkeys(p.name for p in partnerships))
+    plp = partnership_names(partnerships)
     zone = ", ".join(dict.fromkeys(p.zone.name for p in partnerships))
     exercise = text("email.exercise_prefix", language) if alert.exercise else ""
+    recording_link = recording_url(alert.recording) if recording_ready(alert.recording) else None
     words = {
         "language": language,
         "subject": text("email.subject", language, exercise=exercise, plp=plp, ref=alert.reference),
         "exercise_notice": text("email.exercise_notice", language) if alert.exercise else "",
         "intro": text("email.intro", language, plp=plp),
         "message": alert.text,
+        # The coordinator's voice message, while it is kept (charter retention).
+        "recording_intro": text("email.recording_intro", language) if recording_link else "",
+        "recording_url": recording_link or "",
         "source": text("email.source", language, zone=zone),
         "reference": text("email.reference", language, ref=alert.reference),
         "confirm_intro": text("email.confirm_intro", language),
@@ -188,6 +198,7 @@ def _plain_text(words: dict[str, str]) -> str:
         "",
         words["message"],
         "",
+        *([words["recording_intro"], words["recording_url"], ""] if words["recording_url"] else []),
         words["source"],
         words["reference"],
         "",

@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here: these modules import the extensions, which this module sets up.
     from alerts import models  # noqa: F401, PLC0415 (registers the tables)
     from alerts.confirm_views import bp as confirm_bp  # noqa: PLC0415
+    from alerts.media_views import bp as media_bp  # noqa: PLC0415
     from alerts.messaging import bp as messaging_bp  # noqa: PLC0415
     from core import health  # noqa: PLC0415
     from ivr.views import bp as ivr_bp  # noqa: PLC0415
@@ -78,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ivr_bp)
     app.register_blueprint(messaging_bp)
     app.register_blueprint(confirm_bp)
+    app.register_blueprint(media_bp)
     if settings.phone_provider == "simulator":
         # The dev phone page acts as any phone without a login: never with a real carrier.
         from simulator.views import bp as simulator_bp  # noqa: PLC0415

@@ -27,7 +27,7 @@ SETTING_KEYS = frozenset({
     "DATABASE_URL", "REDIS_URL", "PHONE_PROVIDER", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
     "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE", "PUBLIC_BASE_URL",
     "SMTP_URL", "MAIL_FROM", "SECRET_KEY", "CALLS_PER_SECOND", "SMS_PER_SECOND", "TTS_ENGINES",
-    "TESTING",
+    "TTS_TIMEOUT_SECONDS", "TESTING",
 })
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -69,6 +69,7 @@ class Settings:
     calls_per_second: float
     sms_per_second: float
     tts_engines: tuple[str, ...]
+    tts_timeout_seconds: float = 5.0  # an online engine's bound (connect, then each read)
 
     @property
     def embedded_redis(self) -> bool:
@@ -134,6 +135,7 @@ def load_settings(
         calls_per_second=_rate(get("CALLS_PER_SECOND"), "CALLS_PER_SECOND"),
         sms_per_second=_rate(get("SMS_PER_SECOND"), "SMS_PER_SECOND"),
         tts_engines=_tts_engines(get("TTS_ENGINES") or ",".join(TTS_ENGINE_NAMES)),
+        tts_timeout_seconds=_tts_timeout(get("TTS_TIMEOUT_SECONDS")),
     )
 
 
@@ -247,6 +249,18 @@ def _tts_engines(value: str) -> tuple[str, ...]:
         wrong = ", ".join(unknown) or "empty"
         raise SettingsError(f"TTS_ENGINES: {wrong}: choose from {', '.join(TTS_ENGINE_NAMES)}")
     return engines
+
+
+def _tts_timeout(value: str | None) -> float:
+    if value is None:
+        return 5.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"TTS_TIMEOUT_SECONDS: {value!r} is not a number") from None
+    if not 0 < seconds <= 60:
+        raise SettingsError("TTS_TIMEOUT_SECONDS: must be above 0 and at most 60 seconds")
+    return seconds
 
 
 def _instance_secret_key(instance_path: Path) -> str:

@@ -31,6 +31,8 @@ from core.webhooks import signing_token
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_SECRET = "test-secret-key-not-for-production"
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+# Nothing may reach Google by accident either: tests that mean to try gTTS say so.
+OFFLINE_TTS_ENGINES = "espeak,say"
 
 
 def reset_postgres(url: str) -> None:
@@ -59,6 +61,7 @@ def app_config(tmp_path: Path, database_url: str, redis_url: str, **overrides) -
         "REDIS_URL": redis_url,
         "SECRET_KEY": TEST_SECRET,
         "PHONE_PROVIDER": "simulator",
+        "TTS_ENGINES": OFFLINE_TTS_ENGINES,
         **overrides,
     }
 
@@ -68,7 +71,7 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TWILIO_", "SMTP_", "FLASK_"))}
     env.update({"SECRET_KEY": TEST_SECRET, "PHONE_PROVIDER": "simulator",
-                "PYTHONPATH": str(PROJECT_ROOT)})
+                "TTS_ENGINES": OFFLINE_TTS_ENGINES, "PYTHONPATH": str(PROJECT_ROOT)})
     env.update(overrides)
     return env
 

@@ -19,7 +19,7 @@ def test_healthy(client, redis_conn, app):
     assert body["status"] == "ok" and body["down"] == []
     assert body["database"]["status"] == "ok"
     assert body["database"]["backend"] in ("sqlite", "postgresql")
-    assert body["database"]["revision"] == ["0001_initial"]
+    assert body["database"]["revision"] == ["0002_recording_status"]
     assert body["redis"]["status"] == "ok"
     assert body["redis"]["workers"] == 0
     assert body["redis"]["last_job_seconds_ago"] is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 
 from prompts import CATALOG, LANGUAGES, PromptError, placeholders, text
@@ -37,3 +39,22 @@ def test_text_refuses_unknown_keys_and_missing_values():
         text("nope", "fr")
     with pytest.raises(PromptError, match="needs a value for 'plp'"):
         text("name.plp", "fr")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_template_is_a_named_format_string(language):
+    """No stray brace, positional `{}`, format spec or conversion: text() can always fill it."""
+    broken = {}
+    for key, template in CATALOG[language].items():
+        try:
+            fields = list(string.Formatter().parse(template))
+        except ValueError as err:  # a lone "{" or "}"
+            broken[key] = str(err)
+            continue
+        for _literal, name, spec, conversion in fields:
+            if name is not None and (not name.isidentifier() or spec or conversion):
+                broken[key] = f"{{{name}}} spec={spec!r} conversion={conversion!r}"
+        values = dict.fromkeys(placeholders(template), "x")
+        if key not in broken and "{" in template.format_map(values):
+            broken[key] = "a placeholder survived filling"
+    assert broken == {}
