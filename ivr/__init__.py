@@ -1,4 +1,6 @@
 """Voice: call trees as data, TwiML builders, voice webhooks and status callbacks.
 
-Filled in by the IVR issue; the package exists so the layout matches ARCHITECTURE.md.
+`views` holds the routes; `menus` the call trees' tables; `twiml` the pure builders;
+`spoken` what is said about an alert; `release` the coordinator's release call (and its
+job); `incoming` calls to the PLP number.
 """

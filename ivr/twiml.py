@@ -7,15 +7,28 @@ and returns a `VoiceResponse`; none touches the request, the database or `url_fo
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from flask import Response
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from prompts import FALLBACK_LANGUAGE
 
+try:
+    from prompts.speech import cached_audio_url
+except ImportError:  # the speech cache lands with its own change: until then, always <Say>
+    cached_audio_url = None
+
+log = logging.getLogger(__name__)
+
 GATHER_TIMEOUT_SECONDS = 8  # long enough to find the phone's keypad after the prompt
+PIN_TIMEOUT_SECONDS = 10  # a PIN is typed from memory, digit by digit
+PAUSE_SECONDS = 1  # between the parts of a message: many members are elderly
+RECORD_MAX_SECONDS = 120
+RECORD_SILENCE_SECONDS = 5  # silence that ends a recording (as does the # key)
 
 
 @dataclass(frozen=True)
@@ -43,45 +56,165 @@ def voice_for(language: str | None) -> Voice:
     return VOICES.get(language or FALLBACK_LANGUAGE) or VOICES[FALLBACK_LANGUAGE]
 
 
+@dataclass(frozen=True)
+class Audio:
+    """A sound file to play (a coordinator's recording), among spoken parts."""
+
+    url: str
+
+
+PAUSE = None  # a part of what is said: a short silence
+Part = str | Audio | None
+
+
+def speak(parent: VoiceResponse | Gather, words: str, language: str | None) -> None:
+    """Add `words` to `parent`: the rendered audio when cached, else the carrier's voice.
+
+    The one way any text is spoken, so that every prompt benefits from the speech cache.
+    """
+    url = _cached_audio(words, language)
+    if url:
+        parent.play(url)
+        return
+    voice = voice_for(language)
+    parent.say(words, voice=voice.name, language=voice.locale)
+
+
+def _cached_audio(words: str, language: str | None) -> str | None:
+    if cached_audio_url is None or not words:
+        return None
+    try:
+        return cached_audio_url(words, language or FALLBACK_LANGUAGE)
+    except Exception:  # a cache failure must not cost the caller the message
+        log.exception("speech cache lookup failed language=%s", language)
+        return None
+
+
+def _add_parts(parent: VoiceResponse | Gather, parts: Sequence[Part], language: str | None):
+    for part in parts:
+        if part is PAUSE:
+            parent.pause(length=PAUSE_SECONDS)
+        elif isinstance(part, Audio):
+            parent.play(part.url)
+        elif part:
+            speak(parent, part, language)
+
+
 def xml_response(response: VoiceResponse) -> Response:
     """Return `response` as the HTTP answer Twilio expects: TwiML, text/xml."""
     return Response(str(response), status=200, content_type="text/xml; charset=utf-8")
 
 
-def alert_message(
-    intro: str, message: str, prompt: str, action_url: str, language: str | None
+def ask(
+    parts: Sequence[Part],
+    action_url: str,
+    language: str | None,
+    *,
+    num_digits: int | None = 1,
+    finish_on_key: str | None = None,
+    timeout: int = GATHER_TIMEOUT_SECONDS,
 ) -> VoiceResponse:
-    """Speak the alert and ask for one key; without a key, go to `action_url` anyway."""
-    voice = voice_for(language)
+    """Say `parts` while gathering keys for `action_url`; without a key, go there anyway."""
     response = VoiceResponse()
     gather = response.gather(
-        num_digits=1, timeout=GATHER_TIMEOUT_SECONDS, action=action_url, method="POST"
+        num_digits=num_digits,
+        finish_on_key=finish_on_key,
+        timeout=timeout,
+        action=action_url,
+        method="POST",
     )
-    for words in (intro, message, prompt):
-        gather.say(words, voice=voice.name, language=voice.locale)
+    _add_parts(gather, parts, language)
     # Gather falls through when nothing is pressed: the action then hears the silence.
     response.redirect(action_url, method="POST")
     return response
 
 
+def alert_message(
+    intro: str,
+    message: str | Audio,
+    prompt: str,
+    action_url: str,
+    language: str | None,
+) -> VoiceResponse:
+    """Speak the alert (or play its recording) and ask for one key, with pauses between."""
+    return ask([intro, PAUSE, message, PAUSE, prompt], action_url, language)
+
+
 def prompt_again(prompt: str, action_url: str, language: str | None) -> VoiceResponse:
     """Ask for the key once more (the caller said nothing); then go to `action_url`."""
-    voice = voice_for(language)
-    response = VoiceResponse()
-    gather = response.gather(
-        num_digits=1, timeout=GATHER_TIMEOUT_SECONDS, action=action_url, method="POST"
+    return ask([prompt], action_url, language)
+
+
+def pin_prompt(words: str, action_url: str, language: str | None) -> VoiceResponse:
+    """Ask for the PIN, ended by #; without one, go to `action_url` anyway."""
+    return ask(
+        [words],
+        action_url,
+        language,
+        num_digits=None,
+        finish_on_key="#",
+        timeout=PIN_TIMEOUT_SECONDS,
     )
-    gather.say(prompt, voice=voice.name, language=voice.locale)
-    response.redirect(action_url, method="POST")
+
+
+def record_message(
+    words: Sequence[Part], action_url: str, silence_url: str, language: str | None
+) -> VoiceResponse:
+    """Ask for a message and record it (up to 2 minutes, # ends it) for `action_url`.
+
+    Twilio drops an empty recording without requesting the action and goes on with the
+    next verb: the redirect to `silence_url` tells the app nothing was recorded.
+    """
+    response = VoiceResponse()
+    _add_parts(response, words, language)
+    response.record(
+        action=action_url,
+        method="POST",
+        max_length=RECORD_MAX_SECONDS,
+        finish_on_key="#",
+        timeout=RECORD_SILENCE_SECONDS,
+        play_beep=True,
+    )
+    response.redirect(silence_url, method="POST")
+    return response
+
+
+def hold_on(words: str, url: str, language: str | None, seconds: int) -> VoiceResponse:
+    """Ask the caller to hold on, wait `seconds`, then go to `url` to check again."""
+    response = VoiceResponse()
+    speak(response, words, language)
+    response.pause(length=seconds)
+    response.redirect(url, method="POST")
+    return response
+
+
+def say_then_go_on(parts: Sequence[Part], url: str, language: str | None) -> VoiceResponse:
+    """Say `parts`, then continue at `url` (the next menu)."""
+    response = VoiceResponse()
+    _add_parts(response, parts, language)
+    response.redirect(url, method="POST")
+    return response
+
+
+def say_then_hang_up(parts: Sequence[Part], language: str | None) -> VoiceResponse:
+    """Say `parts`, then hang up."""
+    response = VoiceResponse()
+    _add_parts(response, parts, language)
+    response.hangup()
+    return response
+
+
+def say_in_languages_then_hang_up(texts: Sequence[tuple[str, str]]) -> VoiceResponse:
+    """Say each (words, language) in that language's voice, then hang up."""
+    response = VoiceResponse()
+    for words, language in texts:
+        speak(response, words, language)
+    response.hangup()
     return response
 
 
 def _spoken_then_hangup(words: str, language: str | None) -> VoiceResponse:
-    voice = voice_for(language)
-    response = VoiceResponse()
-    response.say(words, voice=voice.name, language=voice.locale)
-    response.hangup()
-    return response
+    return say_then_hang_up([words], language)
 
 
 def ack_confirmed(words: str, language: str | None) -> VoiceResponse:
@@ -94,9 +227,9 @@ def goodbye(words: str, language: str | None) -> VoiceResponse:
     return _spoken_then_hangup(words, language)
 
 
-def machine_message(words: str, language: str | None) -> VoiceResponse:
+def machine_message(words: str | Sequence[Part], language: str | None) -> VoiceResponse:
     """Leave the message on an answering machine (after its beep), and hang up."""
-    return _spoken_then_hangup(words, language)
+    return say_then_hang_up([words] if isinstance(words, str) else words, language)
 
 
 def alert_over(words: str, language: str | None) -> VoiceResponse:

@@ -5,6 +5,10 @@ An alert call (`alert_call`) speaks the alert and asks for one key; the key come
 else replays too, at most `MAX_REPLAYS` times; silence repeats the question once, then
 says goodbye. An answering machine hears a message saying how to confirm, never the menu.
 The counts travel in the action URL's query, so that each request stands on its own.
+
+The coordinator's release call (`ivr.release`) and calls to the PLP number
+(`ivr.incoming`) have their routes here too: each view parses the request and hands it to
+one function of those modules, which returns the TwiML.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from alerts.confirmation import confirm
 from alerts.jobs import after_status_change
 from alerts.lifecycle import AlertError
 from alerts.mailer import email_language
-from alerts.models import AckChannel, Alert, AlertState, Channel, Delivery, utcnow
+from alerts.models import AckChannel, Alert, AlertState, Channel, Delivery, Person, utcnow
 from alerts.status import CallStatusReport, record_call_status
 from core.extensions import db
 from core.urls import public_url
@@ -32,8 +36,10 @@ from core.webhooks import (
     service_unavailable,
     twilio_signed,
 )
-from ivr import twiml
+from ivr import incoming, menus, release, spoken, twiml
+from ivr.incoming import InboundCall
 from prompts import FALLBACK_LANGUAGE, text
+from prompts.speech import spoken_names
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +107,7 @@ def alert_call(delivery_id: int):
     if _is_over(alert):
         return twiml.xml_response(twiml.alert_over(text("voice.alert_over", language), language))
     if call.machine:
-        words = text(
-            "voice.machine_message",
-            language,
-            **_spoken_names(alert),
-            message=alert.text,
-            ref=alert.reference,
-        )
-        return twiml.xml_response(twiml.machine_message(words, language))
+        return twiml.xml_response(twiml.machine_message(_machine_parts(alert), language))
     return twiml.xml_response(_alert_message(delivery, alert, replays=0, silences=0))
 
 
@@ -127,7 +126,7 @@ def alert_gather(delivery_id: int):
 @twilio_signed
 def call_status():
     """Record a call's progress (ringing, answered, ended, by whom) reported by Twilio."""
-    report = CallStatusReport.from_form(request.form)
+    report = CallStatusReport.from_form(request.form, request.args)
     change = record_call_status(report)
     db.session.commit()
     # After the commit: the cascade acts on what is saved (closes the alert when all is over).
@@ -135,12 +134,111 @@ def call_status():
     return "", 204
 
 
+# --- The coordinator's release call (ivr.release) ------------------------------------------
+
+
+@bp.post("/release/<int:alert_id>/<int:person_id>")
+@twilio_signed
+def release_call(alert_id: int, person_id: int):
+    """Tell a coordinator about an alert awaiting release; ask for 1 (release) or 2 (reject)."""
+    call = AlertCallRequest.from_request()
+    alert, person = _release_call_rows(alert_id, person_id)
+    return twiml.xml_response(release.answer_release_call(alert, person, machine=call.machine))
+
+
+@bp.post("/release/<int:alert_id>/<int:person_id>/gather")
+@twilio_signed
+def release_gather(alert_id: int, person_id: int):
+    """Act on the coordinator's key at the release call: release, reject, repeat."""
+    call = AlertCallRequest.from_request()
+    alert, person = _release_call_rows(alert_id, person_id)
+    tries = menus.count(request.args.get("tries"))
+    return twiml.xml_response(release.gather_release_call(alert, person, call.digits, tries))
+
+
+@bp.post("/release/status")
+@twilio_signed
+def release_call_status():
+    """Log a release call's progress: not a member's delivery, so nothing is updated."""
+    log.info(
+        "release call status call_sid=%s status=%s answered_by=%s",
+        request.form.get("CallSid"),
+        request.form.get("CallStatus"),
+        request.form.get("AnsweredBy"),
+    )
+    return "", 204
+
+
+# --- Calls to the PLP number (ivr.incoming) --------------------------------------------------
+
+
+@bp.post("/incoming")
+@twilio_signed
+def incoming_call():
+    """Answer a call to the PLP number according to who calls (caller ID)."""
+    g.call_language = FALLBACK_LANGUAGE
+    return twiml.xml_response(incoming.answer(InboundCall.from_request()))
+
+
+@bp.post("/incoming/pin")
+@twilio_signed
+def incoming_pin():
+    """Check the PIN a coordinator, steering member or officer typed."""
+    g.call_language = FALLBACK_LANGUAGE
+    return twiml.xml_response(incoming.check_pin(InboundCall.from_request()))
+
+
+@bp.post("/incoming/member")
+@twilio_signed
+def incoming_member():
+    """Act on a member's key about one running alert: confirm, replay, next."""
+    g.call_language = FALLBACK_LANGUAGE
+    return twiml.xml_response(incoming.member(InboundCall.from_request()))
+
+
+# The coordinator's menus: each needs the PIN given on this very call.
+_DECIDER_STEPS = {
+    "menu": incoming.choose,
+    "recorded": incoming.recorded,
+    "review": incoming.review,
+    "urgency": incoming.urgency,
+    "send": incoming.send_again,
+    "pending": incoming.pending,
+}
+
+
+def _decider_step(handler):
+    """Return the view of one step of a coordinator's call: checked, then `handler`."""
+
+    @twilio_signed
+    def view():
+        g.call_language = FALLBACK_LANGUAGE
+        call = InboundCall.from_request()
+        caller = incoming.decider(call)
+        if caller is None:
+            return twiml.xml_response(incoming.refuse(call))
+        return twiml.xml_response(handler(call, caller))
+
+    view.__doc__ = handler.__doc__
+    return view
+
+
+for _step, _handler in _DECIDER_STEPS.items():
+    # One endpoint per step (ivr.incoming_menu, ...): the action URLs name them.
+    bp.add_url_rule(
+        f"/incoming/{_step}",
+        endpoint=f"incoming_{_step}",
+        view_func=_decider_step(_handler),
+        methods=["POST"],
+    )
+
+
 @bp.errorhandler(Exception)
 def apologise(error: Exception):
     """Speak an apology and hang up rather than let the caller hear "an application error"."""
     if isinstance(error, HTTPException):
         return error
-    if request.endpoint not in ("ivr.alert_call", "ivr.alert_gather"):
+    if request.endpoint in ("ivr.call_status", "ivr.release_call_status"):
         # Nobody listens to a status callback: answer as the app does for an outage.
         return service_unavailable(error)
     db.session.rollback()
@@ -165,6 +263,16 @@ def _call_delivery(delivery_id: int, call: AlertCallRequest) -> Delivery | None:
         return None
     g.call_language = email_language(delivery.person, delivery.alert)
     return delivery
+
+
+def _release_call_rows(alert_id: int, person_id: int):
+    """Return the release call's alert and coordinator (None when unknown); set the language."""
+    alert = db.session.get(Alert, alert_id)
+    person = db.session.get(Person, person_id)
+    g.call_language = spoken.language_of(person, alert)
+    if alert is None or person is None:
+        log.warning("release call for unknown rows alert_id=%s person_id=%s", alert_id, person_id)
+    return alert, person
 
 
 def _is_over(alert: Alert) -> bool:
@@ -211,12 +319,29 @@ def _alert_message(delivery: Delivery, alert: Alert, *, replays: int, silences: 
         "ivr.alert_gather", delivery_id=delivery.id, replays=replays, silences=silences
     )
     return twiml.alert_message(
-        text("voice.alert_intro", language, **_spoken_names(alert)),
-        alert.text,
+        spoken.intro(alert, language),
+        spoken.message(alert),
         text("voice.alert_prompt", language),
         action,
         language,
     )
+
+
+def _machine_parts(alert: Alert) -> list[twiml.Part]:
+    """Return the message left on an answering machine: the alert, then how to confirm."""
+    language, names = g.call_language, _spoken_names(alert)
+    message = spoken.message(alert)
+    if isinstance(message, str):
+        return [
+            text("voice.machine_message", language, **names, message=message, ref=alert.reference)
+        ]
+    return [
+        text("voice.machine_intro", language, **names),
+        twiml.PAUSE,
+        message,
+        twiml.PAUSE,
+        text("voice.machine_how_to_confirm", language, ref=spoken.spell(alert.reference)),
+    ]
 
 
 def _confirm(delivery: Delivery, alert: Alert, language: str):
@@ -239,17 +364,12 @@ def _confirm(delivery: Delivery, alert: Alert, language: str):
 
 def _spoken_names(alert: Alert) -> dict[str, str]:
     """Return the exercise prefix and the targeted PLPs' names, as the prompts need them."""
-    language = g.call_language
-    return {
-        "exercise": text("voice.exercise_prefix", language) if alert.exercise else "",
-        # dict.fromkeys: distinct names, in the order of the targets (as the e-mail does).
-        "plp": ", ".join(dict.fromkeys(target.partnership.name for target in alert.targets)),
-    }
+    return spoken_names(alert, g.call_language)
 
 
 def _count(raw: str | None) -> int:
     # Our own URL's query: anything but a small number is treated as none so far.
-    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 3 else 0
+    return menus.count(raw)
 
 
 def _is_past(moment: datetime | None) -> bool:

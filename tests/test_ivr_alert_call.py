@@ -14,12 +14,15 @@ from xml.etree import ElementTree
 import pytest
 from sqlalchemy import select
 
+from alerts import recordings
 from alerts.models import (
     AckChannel,
     Acknowledgement,
     AlertState,
     Channel,
     CloseReason,
+    Recording,
+    RecordingStatus,
     utcnow,
 )
 from core.extensions import db
@@ -79,7 +82,11 @@ def test_alert_message_gathers_one_key_around_the_spoken_alert():
         "method": "POST",
     }
     assert said(gather) == ["Intro.", "Cambriolage.", "Appuyez sur 1."]
-    assert {(s.get("voice"), s.get("language")) for s in gather} == {("Polly.Celine", "fr-FR")}
+    # A pause between the parts: many members are elderly.
+    assert [child.tag for child in gather] == ["Say", "Pause", "Say", "Pause", "Say"]
+    assert {s.get("length") for s in gather.findall("Pause")} == {str(twiml.PAUSE_SECONDS)}
+    voices = {(s.get("voice"), s.get("language")) for s in gather.findall("Say")}
+    assert voices == {("Polly.Celine", "fr-FR")}
     assert (redirect.text, redirect.get("method")) == (ACTION, "POST")
 
 
@@ -194,7 +201,7 @@ def test_a_person_hears_the_alert_and_the_menu(app, client, call_delivery):
     root = parse(response)
     assert verbs(root) == ["Gather", "Redirect"]
     alert = call_delivery.alert
-    plp = alert.targets[0].partnership.name
+    plp = alert.targets[0].partnership.label
     assert said(root[0]) == [
         text("voice.alert_intro", "fr", exercise="", plp=plp),
         alert.text,
@@ -223,7 +230,7 @@ def test_an_answering_machine_hears_how_to_confirm_and_no_menu(client, call_deli
         "voice.machine_message",
         "fr",
         exercise="",
-        plp=alert.targets[0].partnership.name,
+        plp=alert.targets[0].partnership.label,
         message=alert.text,
         ref=alert.reference,
     )
@@ -234,7 +241,7 @@ def test_the_call_speaks_the_members_language(client, make_delivery, make_person
     delivery = make_delivery(Channel.CALL, person=make_person(language="nl"))
     root = parse(answer(client, delivery, AnsweredBy="human"))
     first = root[0][0]
-    plp = delivery.alert.targets[0].partnership.name
+    plp = delivery.alert.targets[0].partnership.label
     assert first.text == text("voice.alert_intro", "nl", exercise="", plp=plp)
     assert (first.get("voice"), first.get("language")) == ("Polly.Lotte", "nl-NL")
 
@@ -421,3 +428,62 @@ def test_simulated_person_pressing_wrong_keys_is_let_go_after_three_replays(app,
     assert texts.count(call_delivery.alert.text) == 1 + ivr_views.MAX_REPLAYS
     assert texts[-1] == text("voice.goodbye", "fr")
     assert acknowledgements() == []
+
+
+# --- A coordinator's recorded message -------------------------------------------------------
+
+
+@pytest.fixture
+def recorded_delivery(make_alert, make_delivery):
+    """A call delivery of an alert whose message is a downloaded recording."""
+    recording = Recording(
+        provider_sid="RE" + "1" * 32,
+        provider_url="https://api.twilio.com/Recordings/RE1",
+        token="t" * 43,
+        path=f"recordings/{'t' * 43}.wav",
+        status=RecordingStatus.READY,
+        duration_seconds=4,
+    )
+    db.session.add(recording)
+    db.session.commit()
+    return make_delivery(Channel.CALL, alert=make_alert(recording_id=recording.id))
+
+
+def test_a_recorded_message_is_played_between_pauses(client, recorded_delivery):
+    """The coordinator's intro, a pause, the recording played, a pause, the question."""
+    gather = parse(answer(client, recorded_delivery, AnsweredBy="human"))[0]
+    alert = recorded_delivery.alert
+    assert verbs(gather) == ["Say", "Pause", "Play", "Pause", "Say"]
+    plp = alert.targets[0].partnership.label
+    assert gather[0].text == text("voice.coordinator_intro", "fr", exercise="", plp=plp)
+    assert gather[2].text == recordings.recording_url(alert.recording)
+    assert gather[4].text == text("voice.alert_prompt", "fr")
+
+
+def test_a_voicemail_gets_the_recording_and_how_to_confirm(client, recorded_delivery):
+    """Machine: intro, the recording, how to confirm with the spelled reference; no menu."""
+    root = parse(answer(client, recorded_delivery, AnsweredBy="machine_end_beep"))
+    alert = recorded_delivery.alert
+    assert verbs(root) == ["Say", "Pause", "Play", "Pause", "Say", "Hangup"]
+    assert root[2].text == recordings.recording_url(alert.recording)
+    assert root[4].text == text("voice.machine_how_to_confirm", "fr", ref=" ".join(alert.reference))
+
+
+@pytest.mark.parametrize("status", [RecordingStatus.PENDING, RecordingStatus.DELETED])
+def test_a_recording_not_playable_falls_back_to_the_text(client, recorded_delivery, status):
+    """Not downloaded (or deleted): the alert's text is said instead; the call goes on."""
+    recording = recorded_delivery.alert.recording
+    recording.status = status
+    db.session.commit()
+    gather = parse(answer(client, recorded_delivery, AnsweredBy="human"))[0]
+    assert "Play" not in verbs(gather)
+    assert said(gather)[1] == recorded_delivery.alert.text
+
+
+def test_a_lone_hash_at_the_alert_menu_counts_as_no_key(client, call_delivery):
+    """# alone submits nothing (Digits empty, FinishedOnKey #): the question once more."""
+    root = parse(
+        gather(client, call_delivery, "replays=0&silences=0", Digits="", FinishedOnKey="#")
+    )
+    assert said(root[0]) == [text("voice.alert_prompt", "fr")]
+    assert query(root[0].get("action")) == {"replays": "0", "silences": "1"}
