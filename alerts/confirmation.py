@@ -83,7 +83,7 @@ def confirm(
         raise AlertError(
             f"delivery {delivery.id} is not one of alert {alert.reference} to this person"
         )
-    if not _addressed(alert, person):
+    if not is_addressed(alert, person):
         raise AlertError(f"alert {alert.reference} was not sent to this person")
 
     ack = Acknowledgement(
@@ -155,7 +155,8 @@ def _acknowledgement(alert: Alert, person: Person) -> Acknowledgement | None:
     )
 
 
-def _addressed(alert: Alert, person: Person) -> bool:
+def is_addressed(alert: Alert, person: Person) -> bool:
+    """Tell whether the alert was sent to `person` (a delivery was planned for them)."""
     return (
         db.session.scalar(
             select(Delivery.id)
