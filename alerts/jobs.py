@@ -25,16 +25,18 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
-from flask import Flask
+from flask import Flask, current_app
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import event, exists, func, select, update
+from sqlalchemy import bindparam, event, exists, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
 from alerts.cascade import (
@@ -88,6 +90,9 @@ RECONCILE_QUEUE = "urgent"  # and at the front: a busy fan-out must not delay th
 RECONCILE_LOCK_KEY = "plp:reconcile:lock"
 # A claim older than this without a SID: the worker died between claim and carrier.
 INTERRUPTED_AFTER = timedelta(minutes=5)
+# A batch sends its claimed steps only this long after claiming them, well before the
+# reconciler would take them back (the rest go back to the queue).
+CLAIM_SEND_LIMIT = INTERRUPTED_AFTER / 2
 INTERRUPTED_MESSAGE = "interrupted: the worker stopped before the carrier answered"
 # A step waits this long for its pacing slot, else it is rescheduled (see alerts.pacing).
 PACING_MAX_WAIT_SECONDS = 10.0
@@ -104,6 +109,20 @@ _OPEN = tuple(OPEN_STATUSES)
 _OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
 # Job ids that carry a delivery: the step jobs, and the mailer's retries (alerts.mailer).
 _DELIVERY_JOB_ID = re.compile(r"^(?:delivery|email)-(\d+)(?:-|$)")
+# Job ids of `run_cascade_batch` jobs: their deliveries are the job's argument.
+BATCH_JOB_PREFIX = "steps-"
+# Steps per batch job at release: the first wave goes out in batches (a few queries per
+# batch instead of per step). At most about a second of the slower channel's pace, so a
+# batch's claimed steps never wait long for their pacing slots.
+BATCH_MAX = 50
+# A batch saves its SIDs this many at a time (each commit costs as much as a send).
+SIDS_PER_COMMIT = 10
+# Where a batch's claimed steps stand, in Redis, until their SIDs are in the database:
+# delivery id -> "claimed" (not handed to the carrier yet), "sending" (being handed
+# over) or the carrier's SID. After a killed worker the reconciler sends the "claimed"
+# ones again, saves the SIDs, and marks only the "sending" ones (in doubt) interrupted.
+HANDOVER_KEY = "plp:cascade:handover"
+CLAIMED, SENDING = "claimed", "sending"
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,6 +245,18 @@ def queue_for(alert: Alert) -> str:
     return "urgent" if alert.urgency == Urgency.URGENT else "default"
 
 
+def batch_size() -> int:
+    """Return how many steps one batch job carries: `BATCH_MAX`, or a second of pacing."""
+    settings = current_app.extensions["settings"]
+    slowest = min(settings.calls_per_second, settings.sms_per_second)
+    return max(1, min(BATCH_MAX, int(slowest)))
+
+
+def batch_job_id(alert_id: int, delivery_ids: Sequence[int]) -> str:
+    """Return the job id of a batch of an alert's steps (see `run_cascade_batch`)."""
+    return f"{BATCH_JOB_PREFIX}{alert_id}-{delivery_ids[0]}-{len(delivery_ids)}"
+
+
 def step_job_id(delivery_id: int) -> str:
     """Return the job id of a delivery's step: one per (alert, member, step)."""
     return f"delivery-{delivery_id}"
@@ -306,13 +337,118 @@ def run_cascade_step(delivery_id: int, try_number: int = 1) -> str:
     return status
 
 
+def run_cascade_batch(delivery_ids: Sequence[int]) -> dict[str, int]:
+    """Carry out many steps due at once (an alert's first wave); return counts by status.
+
+    The same rules as `run_cascade_step`, with the reads and the claim done once for the
+    batch instead of once per step: one query loads the deliveries with their alert and
+    person, one the confirmations, one the earlier calls, and one UPDATE claims every
+    step that may go, committed before anything is sent. Then each claimed step is paced
+    and handed to the carrier with its SID committed at once, as a single step is (the
+    carrier's callbacks are keyed by it). A step that is not simply due (early, held,
+    moot, an e-mail) is left to `run_cascade_step`, in this job.
+    """
+    now = utcnow()
+    deliveries = db.session.scalars(
+        select(Delivery)
+        .options(joinedload(Delivery.alert), joinedload(Delivery.person))
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PLANNED)
+        .order_by(Delivery.id)
+    ).all()
+    counts: Counter[str] = Counter({"handled": len(delivery_ids) - len(deliveries)})
+    confirmed, earlier = _batch_context(deliveries)
+    ready: dict[int, tuple[CallRequest | SmsRequest, str, str, int, int]] = {}
+    individual: list[int] = []
+    for delivery in deliveries:
+        alert, person = delivery.alert, delivery.person
+        check = check_step(
+            alert_open=alert.state == AlertState.DELIVERING,
+            expires_at=alert.expires_at,
+            confirmed=(alert.id, person.id) in confirmed,
+            opted_out=_opted_out(person, delivery.channel),
+            due_at=delivery.due_at,
+            now=now,
+            held_until=held_by_earlier_calls(
+                delivery.step,
+                delivery.due_at,
+                earlier.get((alert.id, person.id), ()),
+                now,
+            ),
+        )
+        if check.verdict != Verdict.SEND or delivery.channel == Channel.EMAIL:
+            individual.append(delivery.id)
+            continue
+        context = (
+            f"delivery_id={delivery.id} alert_id={alert.id} person_id={person.id} "
+            f"step={delivery.step} channel={delivery.channel.value} try=1 batch=1"
+        )
+        # Built while the rows are loaded: the claim's commit expires them.
+        request = _carrier_request(delivery)
+        ready[delivery.id] = (request, queue_for(alert), context, alert.id, person.id)
+    claimed = _claim_many(list(ready), now)
+    if claimed:
+        # Before the commit: a claim Redis does not know of is, after a crash, in doubt.
+        redis_connection().hset(HANDOVER_KEY, mapping=dict.fromkeys(claimed, CLAIMED))
+    try:
+        db.session.commit()  # the claims are visible to every other worker before any send
+    except SQLAlchemyError:
+        if claimed:  # not claimed after all: the record must not say so
+            redis_connection().hdel(HANDOVER_KEY, *claimed)
+        raise
+    counts["taken"] += len(ready) - len(claimed)
+
+    for delivery_id in individual:
+        counts[run_cascade_step(delivery_id)] += 1
+    sids: list[dict] = []
+    remaining = sorted(claimed)
+    while remaining:
+        if utcnow() - now > CLAIM_SEND_LIMIT:
+            # The reconciler may soon take these claims back: hand them back first.
+            counts[DeliveryStatus.PLANNED.value] += _give_back(remaining, ready)
+            break
+        delivery_id = remaining.pop(0)
+        request, queue, context, alert_id, person_id = ready[delivery_id]
+        status = _send(delivery_id, request, queue, 1, context, sids=sids)
+        counts[status] += 1
+        if status not in _OPEN_VALUES:
+            _after_delivery(alert_id, person_id)
+        if len(sids) >= SIDS_PER_COMMIT:
+            _save_sids(sids)
+    _save_sids(sids)
+    log.info("cascade batch done steps=%d %s", len(delivery_ids), dict(counts))
+    return dict(counts)
+
+
+def _batch_context(
+    deliveries: Sequence[Delivery],
+) -> tuple[set[tuple[int, int]], dict[tuple[int, int], list[Attempt]]]:
+    """Return the (alert, person) pairs confirmed, and the earlier calls of each pair."""
+    pairs = {(d.alert_id, d.person_id) for d in deliveries}
+    if not pairs:
+        return set(), {}
+    alert_ids = {alert_id for alert_id, _ in pairs}
+    person_ids = {person_id for _, person_id in pairs}
+    confirmed = {
+        (alert_id, person_id)
+        for alert_id, person_id in db.session.execute(
+            select(Acknowledgement.alert_id, Acknowledgement.person_id).where(
+                Acknowledgement.alert_id.in_(alert_ids),
+                Acknowledgement.person_id.in_(person_ids),
+            )
+        )
+    }
+    earlier = _earlier_calls(alert_ids, person_ids) if any(d.step > 0 for d in deliveries) else {}
+    return confirmed, earlier
+
+
 def _carrier_request(delivery: Delivery) -> CallRequest | SmsRequest:
     """Return what to ask the carrier for this call or SMS delivery."""
     if delivery.channel == Channel.CALL:
         return CallRequest(
             to=delivery.to_address,
             answer_url=public_url("ivr.alert_call", delivery_id=delivery.id),
-            status_callback_url=public_url("ivr.call_status"),
+            # The delivery id lets a callback that beats the SID's commit find its row.
+            status_callback_url=public_url("ivr.call_status", delivery=delivery.id),
         )
     from alerts.lifecycle import text_for  # noqa: PLC0415 (lifecycle imports planning, and jobs)
 
@@ -321,14 +457,24 @@ def _carrier_request(delivery: Delivery) -> CallRequest | SmsRequest:
     return SmsRequest(
         to=delivery.to_address,
         body=text_for(alert, "sms.alert", language, message=alert.text),
-        status_callback_url=public_url("messaging.message_status"),
+        status_callback_url=public_url("messaging.message_status", delivery=delivery.id),
     )
 
 
 def _send(
-    delivery_id: int, request: CallRequest | SmsRequest, queue: str, try_number: int, context: str
+    delivery_id: int,
+    request: CallRequest | SmsRequest,
+    queue: str,
+    try_number: int,
+    context: str,
+    *,
+    sids: list[dict] | None = None,
 ) -> str:
-    """Hand a claimed call or SMS to the carrier, paced; record the SID or the refusal."""
+    """Hand a claimed call or SMS to the carrier, paced; record the SID or the refusal.
+
+    The SID is committed at once, or, given `sids`, added to it for the batch to save
+    (`_save_sids`): then the callback URL's delivery id covers the moments in between.
+    """
     channel = Channel.CALL if isinstance(request, CallRequest) else Channel.SMS
     try:
         wait_for_slot(channel.value, max_wait=PACING_MAX_WAIT_SECONDS)
@@ -336,17 +482,29 @@ def _send(
         # A paced wait is not a failed try: the same try runs when a slot is free.
         _unclaim(delivery_id)
         db.session.commit()
+        if sids is not None:
+            redis_connection().hdel(HANDOVER_KEY, delivery_id)
         _reschedule(delivery_id, queue, utcnow() + timedelta(seconds=busy.retry_after), try_number)
         log.info("cascade step paced %s retry_after=%.3f", context, busy.retry_after)
         return DeliveryStatus.PLANNED.value
     provider = get_provider()
+    if sids is not None:
+        _handover(delivery_id, SENDING)
     try:
         if isinstance(request, CallRequest):
             sent = provider.place_call(request)
         else:
             sent = provider.send_sms(request)
     except ProviderError as err:
-        return _refused(delivery_id, err, queue, try_number, context)
+        status = _refused(delivery_id, err, queue, try_number, context)
+        if sids is not None:
+            redis_connection().hdel(HANDOVER_KEY, delivery_id)
+        return status
+    if sids is not None:
+        _handover(delivery_id, sent.sid)
+        sids.append({"b_id": delivery_id, "b_sid": sent.sid, "b_at": utcnow()})
+        log.info("cascade step sent %s sid=%s", context, sent.sid)
+        return DeliveryStatus.QUEUED.value
     # Committed at once: the carrier's status callbacks are keyed by this SID.
     db.session.execute(
         update(Delivery)
@@ -415,6 +573,52 @@ def _claim(delivery_id: int, now: datetime) -> bool:
     return claimed.rowcount == 1
 
 
+def _save_sids(sids: list[dict]) -> None:
+    """Save the carrier's SIDs of a batch's sent steps (unless a callback already did)."""
+    if not sids:
+        return
+    table = Delivery.__table__
+    db.session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.provider_sid.is_(None))
+        .values(provider_sid=bindparam("b_sid"), sent_at=bindparam("b_at")),
+        sids,
+    )
+    db.session.commit()
+    redis_connection().hdel(HANDOVER_KEY, *(row["b_id"] for row in sids))
+    sids.clear()
+
+
+def _give_back(delivery_ids: list[int], ready: dict) -> int:
+    """Put claimed steps back to planned and on the queue again; return how many."""
+    for delivery_id in delivery_ids:
+        _unclaim(delivery_id)
+    db.session.commit()
+    redis_connection().hdel(HANDOVER_KEY, *delivery_ids)
+    for delivery_id in delivery_ids:
+        _reschedule(delivery_id, ready[delivery_id][1], utcnow(), 1)
+    log.warning("cascade batch gave back steps not sent in time count=%d", len(delivery_ids))
+    return len(delivery_ids)
+
+
+def _handover(delivery_id: int, state: str) -> None:
+    redis_connection().hset(HANDOVER_KEY, delivery_id, state)
+
+
+def _claim_many(delivery_ids: list[int], now: datetime) -> set[int]:
+    """Claim the steps still planned among `delivery_ids`; return the ids claimed."""
+    if not delivery_ids:
+        return set()
+    claimed = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PLANNED)
+        .values(status=DeliveryStatus.QUEUED, updated_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(claimed.scalars())
+
+
 def _settle_planned(
     delivery_id: int, status: DeliveryStatus, reason: str | None, now: datetime
 ) -> bool:
@@ -452,8 +656,17 @@ def _held_until(delivery: Delivery, now: datetime) -> datetime | None:
     """Return until when the member's earlier calls hold this step back (see the policy)."""
     if delivery.step == 0:
         return None
+    pair = (delivery.alert_id, delivery.person_id)
+    earlier = _earlier_calls({delivery.alert_id}, {delivery.person_id}).get(pair, [])
+    return held_by_earlier_calls(delivery.step, delivery.due_at, earlier, now)
+
+
+def _earlier_calls(alert_ids, person_ids) -> dict[tuple[int, int], list[Attempt]]:
+    """Return the call steps of these alerts and people, by (alert, person)."""
     rows = db.session.execute(
         select(
+            Delivery.alert_id,
+            Delivery.person_id,
             Delivery.id,
             Delivery.step,
             Delivery.channel,
@@ -461,13 +674,15 @@ def _held_until(delivery: Delivery, now: datetime) -> datetime | None:
             Delivery.status,
             Delivery.sent_at,
         ).where(
-            Delivery.alert_id == delivery.alert_id,
-            Delivery.person_id == delivery.person_id,
-            Delivery.step < delivery.step,
+            Delivery.alert_id.in_(alert_ids),
+            Delivery.person_id.in_(person_ids),
             Delivery.channel == Channel.CALL,
         )
     )
-    return held_by_earlier_calls(delivery.step, delivery.due_at, [Attempt(*r) for r in rows], now)
+    calls: dict[tuple[int, int], list[Attempt]] = defaultdict(list)
+    for alert_id, person_id, *attempt in rows:
+        calls[(alert_id, person_id)].append(Attempt(*attempt))
+    return calls
 
 
 def _confirmed(alert_id: int, person_id: int) -> bool:
@@ -572,15 +787,26 @@ def _close_if_over(alert_id: int, now: datetime) -> CloseReason | None:
 
 
 def notify_coordinators(alert_id: int) -> str:
-    """Text the release request to the coordinators; start the escalation and expiry timers."""
+    """Text and call the coordinators for their decision; start the escalation and expiry timers."""
+    from ivr.release import place_release_call, release_call_job_id  # noqa: PLC0415 (imports jobs)
 
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.state != AlertState.AWAITING_RELEASE:
         return "moot"
     members = _member_count(alert)
     coordinators = _people_with_role(alert, Role.COORDINATOR)
-    jobs = _notices(alert, coordinators, "sms.release_request", "release-request",
-                    members=members)
+    jobs = _notices(alert, coordinators, "sms.release_request", "release-request", members=members)
+    # And a call each (ivr.release: press 1 to release, 2 to reject), paced as the cascade's.
+    jobs.extend(
+        PendingJob(
+            "urgent",
+            place_release_call,
+            (alert.id, person.id),
+            job_id=release_call_job_id(alert.id, person.id),
+        )
+        for person in coordinators
+        if person.call_opt_out_at is None
+    )
     charters = [target.partnership.charter for target in alert.targets]
     escalate_after = min(c.escalate_to_steering_after_minutes for c in charters)
     jobs.append(
@@ -620,11 +846,12 @@ def notify_coordinators(alert_id: int) -> str:
     db.session.commit()
     enqueue_jobs(jobs)
     log.info(
-        "coordinators notified alert_id=%s ref=%s coordinators=%d texted=%d",
+        "coordinators notified alert_id=%s ref=%s coordinators=%d texted=%d called=%d",
         alert.id,
         alert.reference,
         len(coordinators),
         sum(1 for p in coordinators if p.can_receive_sms),
+        sum(1 for p in coordinators if p.call_opt_out_at is None),
     )
     return f"notified {len(coordinators)}"
 
@@ -806,6 +1033,9 @@ def prepare_worker(app: Flask) -> None:
         # Jobs report it per delivery (FAILED, audit event); the worker still starts.
         log.error("phone provider unavailable at worker start: %s", err)
     start_reconciler()
+    from alerts.recordings import start_purging  # noqa: PLC0415 (recordings imports jobs)
+
+    start_purging()
 
 
 def start_reconciler() -> None:
@@ -846,10 +1076,16 @@ def held_deliveries(connection: redis.Redis | None = None) -> set[int]:
             # the failed registry first, so its delivery counts as held by no one.
             *StartedJobRegistry(queue=queue).get_job_ids(cleanup=True),
         ]
+        batches = []
         for job_id in job_ids:
             match = _DELIVERY_JOB_ID.match(job_id)
             if match:
                 held.add(int(match[1]))
+            elif job_id.startswith(BATCH_JOB_PREFIX):
+                batches.append(job_id)
+        for job in Job.fetch_many(batches, connection=connection):
+            if job is not None and job.args:
+                held.update(job.args[0])
     return held
 
 
@@ -874,6 +1110,9 @@ def _fail_interrupted(now: datetime, held: set[int]) -> int:
     ]
     if not abandoned:
         return 0
+    abandoned = _recover_handovers(abandoned, now)
+    if not abandoned:
+        return 0
     failed = db.session.execute(
         update(Delivery)
         .where(
@@ -891,12 +1130,61 @@ def _fail_interrupted(now: datetime, held: set[int]) -> int:
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
+    redis_connection().hdel(HANDOVER_KEY, *abandoned)
     log.warning(
         "claimed steps abandoned: marked failed, not sent again count=%d ids=%s",
         failed,
         abandoned[:20],
     )
     return failed
+
+
+def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
+    """Settle what a batch's record says of abandoned claims; return those still in doubt.
+
+    Claimed but never handed to the carrier: planned again (enqueued by this reconcile
+    run). Handed over with a SID the batch did not save: the SID is saved. "sending", or
+    nothing known (a single step's claim, or Redis lost the record): in doubt.
+    """
+    connection = redis_connection()
+    states = connection.hmget(HANDOVER_KEY, abandoned)
+    table = Delivery.__table__
+    doubt, replan, sids = [], [], []
+    for delivery_id, raw in zip(abandoned, states, strict=True):
+        state = raw.decode() if raw is not None else None
+        if state == CLAIMED:
+            replan.append(delivery_id)
+        elif state not in (None, SENDING):
+            sids.append({"b_id": delivery_id, "b_sid": state, "b_at": now})
+        else:
+            doubt.append(delivery_id)
+    if replan:
+        db.session.execute(
+            update(table)
+            .where(
+                table.c.id.in_(replan),
+                table.c.status == DeliveryStatus.QUEUED,
+                table.c.provider_sid.is_(None),
+            )
+            .values(status=DeliveryStatus.PLANNED, updated_at=now)
+        )
+    if sids:
+        db.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.provider_sid.is_(None))
+            .values(provider_sid=bindparam("b_sid"), sent_at=bindparam("b_at")),
+            sids,
+        )
+    db.session.commit()
+    settled = [*replan, *(row["b_id"] for row in sids)]
+    if settled:
+        connection.hdel(HANDOVER_KEY, *settled)
+        log.warning(
+            "abandoned batch claims recovered planned_again=%d sids_saved=%d",
+            len(replan),
+            len(sids),
+        )
+    return doubt
 
 
 def _enqueue_due(now: datetime, held: set[int]) -> int:

@@ -8,6 +8,7 @@ strings (no native database enum) so that later states need no type migration.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -253,6 +254,26 @@ class Partnership(db.Model):
     def charter(self, value: Charter) -> None:
         self.charter_json = value.to_json()
 
+    @property
+    def label(self) -> str:
+        """The name as the prompts say it after their own "PLP" (fr) or "BIN" (nl).
+
+        Many partnerships are named "PLP Quartier du Parc" or "BIN Parkwijk"; the prompts
+        read "le PLP {name}", which would say "PLP PLP Quartier du Parc". A leading PLP,
+        BIN or KPP word is left out; a name that is only that word is kept.
+        """
+        return _PLP_WORD.sub("", self.name).strip() or self.name
+
+
+# A leading "PLP"/"BIN"/"KPP" word (the French, Dutch and German acronyms), then a space,
+# a dash or a colon: "PLP Parc", "BIN - Parkwijk", "PLP: Centre".
+_PLP_WORD = re.compile(r"^\s*(?:PLP|BIN|KPP)\b\s*[-–:]?\s*(?=\S)", re.IGNORECASE)
+
+
+def partnership_names(partnerships) -> str:
+    """Return the distinct labels of `partnerships`, in their order, as prompts say them."""
+    return ", ".join(dict.fromkeys(p.label for p in partnerships))
+
 
 class Person(db.Model):
     """Anyone the system reaches or hears from: member, coordinator, officer.
@@ -390,6 +411,13 @@ class AlertTransition(db.Model):
     alert: Mapped[Alert] = relationship(back_populates="transitions")
 
 
+class RecordingStatus(enum.StrEnum):
+    PENDING = "pending"  # accepted; the download job has not stored it yet
+    READY = "ready"  # stored under instance/recordings/, playable
+    FAILED = "failed"  # empty, invalid, or the carrier would not give it: never sent
+    DELETED = "deleted"  # past the charter's retention: the file is gone
+
+
 class Recording(db.Model):
     """A voice message recorded by phone, stored under instance/recordings/."""
 
@@ -404,6 +432,13 @@ class Recording(db.Model):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delete_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[RecordingStatus] = mapped_column(
+        _enum(RecordingStatus),
+        default=RecordingStatus.PENDING,
+        server_default=RecordingStatus.PENDING.value,
+    )
+    provider_url: Mapped[str | None] = mapped_column(String(500))  # where the carrier keeps it
+    error: Mapped[str | None] = mapped_column(String(200))  # why it failed, for the logs
 
 
 class Delivery(db.Model):
@@ -516,4 +551,3 @@ def record_audit(
     )
     db.session.add(event)
     return event
-

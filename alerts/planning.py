@@ -105,20 +105,38 @@ def plan_deliveries(alert: Alert, *, now: datetime) -> PlanSummary:
 
     queue = jobs.queue_for(alert)
     due = db.session.execute(
-        select(Delivery.id, Delivery.due_at).where(
+        select(Delivery.id, Delivery.due_at)
+        .where(
             Delivery.alert_id == alert.id,
             Delivery.status == DeliveryStatus.PLANNED,
             Delivery.due_at <= now + jobs.SCHEDULE_HORIZON,
         )
+        .order_by(Delivery.id)
     )
+    due_now: list[int] = []
     for delivery_id, due_at in due:
-        jobs.enqueue_after_commit(
-            queue,
-            jobs.run_cascade_step,
-            delivery_id,
-            job_id=jobs.step_job_id(delivery_id),
-            at=due_at if due_at > now else None,
-        )
+        if due_at > now:
+            jobs.enqueue_after_commit(
+                queue,
+                jobs.run_cascade_step,
+                delivery_id,
+                job_id=jobs.step_job_id(delivery_id),
+                at=due_at,
+            )
+        else:
+            due_now.append(delivery_id)
+    # The first wave in batches, in the order planned (members in roster order).
+    size = jobs.batch_size()
+    for start in range(0, len(due_now), size):
+        batch = tuple(due_now[start : start + size])
+        if len(batch) == 1:
+            jobs.enqueue_after_commit(
+                queue, jobs.run_cascade_step, batch[0], job_id=jobs.step_job_id(batch[0])
+            )
+        else:
+            jobs.enqueue_after_commit(
+                queue, jobs.run_cascade_batch, batch, job_id=jobs.batch_job_id(alert.id, batch)
+            )
     jobs.enqueue_after_commit(
         queue, jobs.expire_alert, alert.id, job_id=f"expire-{alert.id}", at=alert.expires_at
     )

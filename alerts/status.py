@@ -95,10 +95,13 @@ class CallStatusReport:
     price_unit: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    delivery_id: int | None = None  # from our callback URL: see `_locked_delivery`
 
     @classmethod
-    def from_form(cls, form: Mapping[str, str]) -> CallStatusReport:
-        """Parse the callback's form, or raise `MalformedWebhook` naming the bad field."""
+    def from_form(
+        cls, form: Mapping[str, str], args: Mapping[str, str] | None = None
+    ) -> CallStatusReport:
+        """Parse the callback's form (and our URL's query), or raise `MalformedWebhook`."""
         answered_by = _optional(form, "AnsweredBy")
         if answered_by is not None and not _WORD.match(answered_by):
             raise MalformedWebhook(f"AnsweredBy: {answered_by[:40]!r} is not a status word")
@@ -107,6 +110,7 @@ class CallStatusReport:
             status=_status_word(form, "CallStatus"),
             answered_by=answered_by,
             duration_seconds=_duration(form, "CallDuration"),
+            delivery_id=_delivery_hint(args),
             **_price_and_error(form),
         )
 
@@ -121,16 +125,20 @@ class MessageStatusReport:
     price_unit: str | None = None
     error_code: str | None = None  # 30003-30008: why the handset was not reached
     error_message: str | None = None
+    delivery_id: int | None = None  # from our callback URL: see `_locked_delivery`
 
     @classmethod
-    def from_form(cls, form: Mapping[str, str]) -> MessageStatusReport:
-        """Parse the callback's form, or raise `MalformedWebhook` naming the bad field."""
+    def from_form(
+        cls, form: Mapping[str, str], args: Mapping[str, str] | None = None
+    ) -> MessageStatusReport:
+        """Parse the callback's form (and our URL's query), or raise `MalformedWebhook`."""
         # MessageStatus and MessageSid are current; SmsStatus and SmsSid their old names.
         sid_key = "MessageSid" if form.get("MessageSid") else "SmsSid"
         status_key = "MessageStatus" if form.get("MessageStatus") else "SmsStatus"
         return cls(
             sid=_sid(form, sid_key, _MESSAGE_SID),
             status=_status_word(form, status_key),
+            delivery_id=_delivery_hint(args),
             **_price_and_error(form),
         )
 
@@ -158,7 +166,7 @@ class StatusChange:
 def record_call_status(report: CallStatusReport) -> StatusChange | None:
     """Apply a call status callback to its delivery; None when there is nothing to apply."""
     status = _known_status(CALL_STATUSES, report.status, "call", report.sid)
-    delivery = _locked_delivery(report.sid, Channel.CALL) if status is not None else None
+    delivery = _locked_delivery(report, Channel.CALL) if status is not None else None
     if delivery is None:
         return None
     change = _advance(delivery, status, report)
@@ -178,7 +186,7 @@ def record_call_status(report: CallStatusReport) -> StatusChange | None:
 def record_sms_status(report: MessageStatusReport) -> StatusChange | None:
     """Apply a message status callback to its delivery; None when there is nothing to apply."""
     status = _known_status(MESSAGE_STATUSES, report.status, "message", report.sid)
-    delivery = _locked_delivery(report.sid, Channel.SMS) if status is not None else None
+    delivery = _locked_delivery(report, Channel.SMS) if status is not None else None
     if delivery is None:
         return None
     change = _advance(delivery, status, report)
@@ -196,12 +204,15 @@ def _known_status(table, word: str, kind: str, sid: str) -> DeliveryStatus | Non
     return table[word]
 
 
-def _locked_delivery(sid: str, channel: Channel) -> Delivery | None:
+def _locked_delivery(report, channel: Channel) -> Delivery | None:
     # The row lock serializes two callbacks for one SID on PostgreSQL: without it both
     # read "ringing" and the later commit could write back an older status.
+    sid = report.sid
     delivery = db.session.scalars(
         db.select(Delivery).where(Delivery.provider_sid == sid).with_for_update()
     ).one_or_none()
+    if delivery is None and report.delivery_id is not None:
+        delivery = _adopt_sid(report.delivery_id, sid, channel)
     if delivery is None:
         log.warning("status callback for an unknown sid ignored channel=%s sid=%s", channel, sid)
     elif delivery.channel != channel:
@@ -213,6 +224,39 @@ def _locked_delivery(sid: str, channel: Channel) -> Delivery | None:
         )
         return None
     return delivery
+
+
+def _adopt_sid(delivery_id: int, sid: str, channel: Channel) -> Delivery | None:
+    """Give the SID to the delivery named in our callback URL, if it has none yet.
+
+    A batch of steps commits the carrier's SIDs a few at a time (alerts.jobs), so the
+    carrier's first callback can come before its SID is saved: the delivery id in the
+    callback URL (signed with the rest) finds the delivery then. A delivery that already
+    has another SID keeps it: the callback is not about it.
+    """
+    delivery = db.session.scalars(
+        db.select(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.channel == channel,
+            Delivery.provider_sid.is_(None),
+        )
+        .with_for_update()
+    ).one_or_none()
+    if delivery is not None:
+        delivery.provider_sid = sid
+        delivery.sent_at = delivery.sent_at or utcnow()
+        log.info("status callback before its sid was saved delivery_id=%s sid=%s", delivery_id, sid)
+    return delivery
+
+
+def _delivery_hint(args: Mapping[str, str] | None) -> int | None:
+    value = _optional(args or {}, "delivery")
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise MalformedWebhook(f"delivery: {value[:40]!r} is not a delivery id")
+    return int(value)
 
 
 def _advance(delivery: Delivery, status: DeliveryStatus, report) -> StatusChange:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from rq import Queue
@@ -226,7 +227,7 @@ class UnrulyCallbacks:
 
     def post(self, url: str, params: dict[str, str]) -> TransportResponse:
         """Hold a status callback until its final one; pass anything else through."""
-        if not url.endswith(("/ivr/status", "/sms/status")):
+        if not urlsplit(url).path.endswith(("/ivr/status", "/sms/status")):
             return self.transport.post(url, params)
         sid = params.get("CallSid") or params["MessageSid"]
         word = params.get("CallStatus") or params["MessageStatus"]

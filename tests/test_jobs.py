@@ -123,7 +123,7 @@ def test_call_step_places_one_call_to_the_alert_call_endpoint(app, released, pro
     [call] = provider.calls
     assert call.to == person.phone
     assert call.answer_url == public_url("ivr.alert_call", delivery_id=delivery.id)
-    assert call.status_callback_url == public_url("ivr.call_status")
+    assert call.status_callback_url == public_url("ivr.call_status", delivery=delivery.id)
     delivery = fresh(delivery)
     assert delivery.provider_sid == provider.sent[0][1].sid
     assert delivery.status == DeliveryStatus.QUEUED
@@ -140,7 +140,9 @@ def test_sms_step_texts_the_alert_in_the_member_language(app, released, provider
     assert sms.to == person.phone
     assert sms.body == text_for(alert, "sms.alert", "nl", message=alert.text)
     assert sms.body.startswith(text_for(alert, "sms.exercise_prefix", "nl"))
-    assert sms.status_callback_url == public_url("messaging.message_status")
+    assert sms.status_callback_url == public_url(
+        "messaging.message_status", delivery=step(person, 0).id
+    )
 
 
 def test_email_step_is_sent_by_the_mailer(app, released, provider):
@@ -580,6 +582,168 @@ def test_redis_down_at_commit_keeps_the_plan_and_the_reconciler_enqueues_it(
 # --- The reconciler -------------------------------------------------------------------------
 
 
+# --- The first wave in batches -----------------------------------------------------------
+
+
+def first_wave(people: list[Person]) -> list[int]:
+    return sorted(step(person, number).id for person in people for number in (0, 1))
+
+
+def test_release_enqueues_the_first_wave_in_batches_and_later_steps_one_by_one(
+    app, released, provider
+):
+    """Four members: their 8 first steps in one batch job; nothing else is due yet."""
+    _alert, people = released({}, {}, {}, {})
+    batches = [j for j in all_job_ids() if j.startswith(jobs.BATCH_JOB_PREFIX)]
+    assert len(batches) == 1
+    [job] = Job.fetch_many(batches, connection=redis_connection())
+    assert sorted(job.args[0]) == first_wave(people)
+    assert not any(j.startswith("delivery-") for j in all_job_ids())
+
+
+def test_a_batch_texts_and_calls_each_member_once_and_a_second_run_sends_nothing(
+    app, released, provider
+):
+    _alert, people = released({}, {}, {})
+    ids = first_wave(people)
+
+    counts = jobs.run_cascade_batch(ids)
+    again = jobs.run_cascade_batch(ids)
+
+    assert counts == {"handled": 0, "taken": 0, "queued": 6}
+    assert again == {"handled": 6, "taken": 0}
+    assert sorted(m.to for m in provider.messages) == sorted(p.phone for p in people)
+    assert sorted(c.to for c in provider.calls) == sorted(p.phone for p in people)
+    for delivery_id in ids:
+        delivery = db.session.get(Delivery, delivery_id)
+        assert delivery.status == DeliveryStatus.QUEUED and delivery.provider_sid is not None
+
+
+def test_a_batch_applies_every_rule_of_a_single_step(app, released, provider):
+    """Confirmed (its steps canceled by the confirmation): untouched. Opted out of SMS
+    since planning: skipped, the call goes. Held by a ringing call: waits. The rest go."""
+    alert, [confirmed, stopped, plain, held] = released({}, {}, {}, {})
+    confirm(alert, confirmed, AckChannel.SMS)
+    stopped.sms_opt_out_at = utcnow()
+    first, second = step(held, 1), step(held, 2)
+    first.status, first.sent_at, first.provider_sid = (
+        DeliveryStatus.RINGING,
+        utcnow(),
+        "CA" + "7" * 32,
+    )
+    second.due_at = utcnow()
+    db.session.commit()
+    ids = [step(p, n).id for p in (confirmed, stopped, plain) for n in (0, 1)] + [second.id]
+
+    counts = jobs.run_cascade_batch(ids)
+
+    db.session.expire_all()
+    assert counts["handled"] == 2 and counts["skipped"] == 1 and counts["planned"] == 1
+    assert counts["queued"] == 3  # the stopped member's call, the plain member's SMS and call
+    assert {m.to for m in provider.messages} == {plain.phone}
+    assert sorted(c.to for c in provider.calls) == sorted([stopped.phone, plain.phone])
+    assert db.session.get(Delivery, second.id).status == DeliveryStatus.PLANNED
+    assert step(stopped, 0).status == DeliveryStatus.SKIPPED
+    assert {step(confirmed, n).status for n in (0, 1)} == {DeliveryStatus.CANCELED}
+
+
+def test_workers_racing_on_one_batch_contact_each_member_once(app, released, provider):
+    _alert, people = released({}, {}, {}, {}, {})
+    ids = first_wave(people)
+    db.session.commit()
+    barrier = threading.Barrier(3)
+
+    def worker():
+        with app.app_context():
+            barrier.wait(timeout=10)
+            jobs.run_cascade_batch(ids)
+            db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(c.to for c in provider.calls) == sorted(p.phone for p in people)
+    assert sorted(m.to for m in provider.messages) == sorted(p.phone for p in people)
+
+
+def test_the_reconciler_counts_the_steps_of_a_queued_batch_as_held(app, released, provider):
+    """A batch still on its queue holds its steps: the reconciler enqueues none of them."""
+    _alert, people = released({}, {})
+    assert jobs.held_deliveries() >= set(first_wave(people))
+    assert jobs.reconcile() == 0
+
+    run_queued_jobs()
+    assert len(provider.calls) == 2 and len(provider.messages) == 2
+
+
+def test_a_normal_batch_leaves_no_handover_record(app, released, provider):
+    _alert, people = released({}, {})
+    jobs.run_cascade_batch(first_wave(people))
+    assert redis_connection().hlen(jobs.HANDOVER_KEY) == 0
+
+
+def abandon(delivery_ids: list[int], states: list[str]) -> None:
+    """Leave steps as a batch killed mid-way does: claimed, no SID, its record in Redis."""
+    redis_connection().flushdb()  # the killed batch's job is gone from every queue
+    long_ago = utcnow() - jobs.INTERRUPTED_AFTER - timedelta(seconds=1)
+    for delivery_id, state in zip(delivery_ids, states, strict=True):
+        delivery = db.session.get(Delivery, delivery_id)
+        delivery.status, delivery.updated_at = DeliveryStatus.QUEUED, long_ago
+        if state:
+            redis_connection().hset(jobs.HANDOVER_KEY, delivery_id, state)
+    db.session.commit()
+
+
+def test_reconcile_after_a_killed_batch_resends_only_what_never_reached_the_carrier(
+    app, released, provider
+):
+    """Claimed only: sent again. Handed over with a SID: the SID is saved, not resent.
+    Being handed over, or unknown: in doubt, marked interrupted, never resent."""
+    _alert, people = released({}, {}, {}, {})
+    claimed, with_sid, sending, unknown = (step(p, 1).id for p in people)
+    sid = "CA" + "5" * 32
+    abandon([claimed, with_sid, sending, unknown], [jobs.CLAIMED, sid, jobs.SENDING, ""])
+
+    jobs.reconcile()
+    run_queued_jobs()
+
+    db.session.expire_all()
+    assert [c.to for c in provider.calls] == [people[0].phone]
+    [call_sid] = [sent.sid for request, sent in provider.sent if request in provider.calls]
+    assert fresh_status(claimed) == (DeliveryStatus.QUEUED, call_sid)
+    assert fresh_status(with_sid) == (DeliveryStatus.QUEUED, sid)
+    for delivery_id in (sending, unknown):
+        delivery = db.session.get(Delivery, delivery_id)
+        assert (delivery.status, delivery.error_code) == (DeliveryStatus.FAILED, "interrupted")
+    assert redis_connection().hlen(jobs.HANDOVER_KEY) == 0
+
+
+def fresh_status(delivery_id: int):
+    delivery = db.session.get(Delivery, delivery_id)
+    return delivery.status, delivery.provider_sid
+
+
+def test_a_batch_too_slow_to_send_gives_its_claims_back(app, released, provider, monkeypatch):
+    """Past the send limit the batch stops sending and puts its claims back on the queue."""
+    _alert, people = released({}, {})
+    monkeypatch.setattr(jobs, "CLAIM_SEND_LIMIT", timedelta(seconds=-1))
+
+    counts = jobs.run_cascade_batch(first_wave(people))
+
+    assert counts["planned"] == 4 and provider.calls == [] and provider.messages == []
+    assert redis_connection().hlen(jobs.HANDOVER_KEY) == 0
+    db.session.expire_all()
+    assert {db.session.get(Delivery, i).status for i in first_wave(people)} == {
+        DeliveryStatus.PLANNED
+    }
+    monkeypatch.undo()
+    run_queued_jobs()
+    assert len(provider.calls) == 2 and len(provider.messages) == 2
+
+
 def test_reconcile_after_redis_lost_everything_enqueues_each_due_step_once(app, released, provider):
     """Flushed Redis: the due steps are queued again; a second pass adds nothing."""
     _alert, [_person] = released()
@@ -766,7 +930,7 @@ def test_auto_release_releases_and_plans_the_alert(app, awaiting):
     db.session.expire_all()
     alert = db.session.get(Alert, alert.id)
     assert alert.state == AlertState.DELIVERING
-    assert any(j.startswith("delivery-") for j in all_job_ids())
+    assert any(j.startswith(("delivery-", jobs.BATCH_JOB_PREFIX)) for j in all_job_ids())
 
 
 def test_expiry_closes_an_unreleased_alert_and_tells_its_author(app, awaiting):

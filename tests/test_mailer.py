@@ -307,10 +307,10 @@ def test_email_has_text_and_html_with_alert_plp_source_reference_and_link(
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert all(p.get_content_charset() == "utf-8" for p in message.iter_parts())
-    assert message["Subject"] == "Message de la police pour PLP PLP-PARC – réf. A0001"
+    assert message["Subject"] == "Message de la police pour PLP-PARC – réf. A0001"
 
     lines = text_lines(message)
-    assert lines[0] == "La police a envoyé le message suivant aux membres de PLP PLP-PARC :"
+    assert lines[0] == "La police a envoyé le message suivant aux membres de PLP-PARC :"
     assert "\n".join(lines[2:4]) == ALERT_TEXT
     assert f"Source : police ({ZONE_NAME})" in lines
     assert "Référence : A0001" in lines
@@ -331,7 +331,7 @@ def test_email_is_written_in_the_persons_language(app, start_relay, make_email_d
     delivery = make_email_delivery(language=language, alert_fields={"language": "fr"})
     message = send_one(app, start_relay, delivery)
 
-    plp = "PLP PLP-PARC"
+    plp = "PLP-PARC"  # the label: the factory names it "PLP PLP-PARC"
     assert message["Subject"] == text("email.subject", language, exercise="", plp=plp, ref="A0001")
     assert message["Content-Language"] == language
     lines = text_lines(message)
@@ -419,7 +419,7 @@ def test_line_breaks_in_names_stay_out_of_headers(app, start_relay, make_email_d
     delivery = make_email_delivery(name="Jan\r\nPeeters", plp_names=["PLP Parc\nNord"])
     message = send_one(app, start_relay, delivery)
     assert message["To"].addresses[0].display_name == "Jan Peeters"
-    assert message["Subject"] == "Message de la police pour PLP Parc Nord – réf. A0001"
+    assert message["Subject"] == "Message de la police pour Parc Nord – réf. A0001"
 
 
 def test_invalid_address_fails_without_retry(app, start_relay, make_email_delivery):

@@ -21,7 +21,9 @@ from alerts.models import (
     DeliveryStatus,
     InboundWebhook,
     Membership,
+    Partnership,
     Role,
+    partnership_names,
 )
 from core.extensions import db
 
@@ -145,3 +147,25 @@ def test_delivery_progress_ranks_every_status():
     assert set(DELIVERY_PROGRESS) == set(DeliveryStatus)
     assert DELIVERY_PROGRESS[DeliveryStatus.RINGING] < DELIVERY_PROGRESS[DeliveryStatus.COMPLETED]
     assert DELIVERY_PROGRESS[DeliveryStatus.PLANNED] < DELIVERY_PROGRESS[DeliveryStatus.QUEUED]
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("PLP Quartier du Parc", "Quartier du Parc"),
+        ("BIN - Parkwijk", "Parkwijk"),
+        ("plp: Centre", "Centre"),
+        ("KPP Eupen-Nord", "Eupen-Nord"),
+        ("PLP", "PLP"),  # only the word: kept, or the prompt would name nothing
+        ("PLPARC", "PLPARC"),  # not the word PLP
+        ("Démo – Quartier du Parc", "Démo – Quartier du Parc"),
+    ],
+)
+def test_partnership_label_drops_a_leading_plp_word(name, label):
+    """The prompts say "le PLP {label}": a name starting with PLP/BIN/KPP is not doubled."""
+    assert Partnership(name=name).label == label
+
+
+def test_partnership_names_are_distinct_labels_in_order():
+    plps = [Partnership(name=n) for n in ("PLP Parc", "BIN Parkwijk", "Parc", "Gare")]
+    assert partnership_names(plps) == "Parc, Parkwijk, Gare"

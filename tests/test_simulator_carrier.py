@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Blueprint, Flask, Response, current_app, request
-from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.serving import make_server
 
@@ -37,6 +36,7 @@ from alerts.provider import (
 from alerts.twilio_provider import error_for
 from core.extensions import db, redis_url
 from core.webhooks import twilio_signed
+from prompts import text
 from simulator import carrier, store
 from simulator.calls import SIMULATOR_ACCOUNT_SID
 from simulator.cli import run_carrier
@@ -111,22 +111,15 @@ def digits():
     return twiml(response)
 
 
-@phone.post("/ivr/incoming")
-@twilio_signed
-def incoming_call():
-    """A person calls the PLP number: the same menu."""
-    received()["inbound_calls"].append(request.form.to_dict())
-    return twiml(alert_menu())
+def recording(app: Flask, endpoint: str, kind: str) -> None:
+    """Wrap the app's own view `endpoint` to keep each form it is posted, as it arrives."""
+    view = app.view_functions[endpoint]
 
+    def recorded(*args, **kwargs):
+        received()[kind].append(request.form.to_dict())
+        return view(*args, **kwargs)
 
-@phone.post("/sms/incoming")
-@twilio_signed
-def incoming_sms():
-    """Record an inbound SMS and answer it with one message."""
-    received()["sms"].append(request.form.to_dict())
-    reply = MessagingResponse()
-    reply.message(f"Bien reçu: {request.form['Body']}")
-    return twiml(reply)
+    app.view_functions[endpoint] = recorded
 
 
 # --- Fixtures and helpers ------------------------------------------------------------------
@@ -136,6 +129,9 @@ def incoming_sms():
 def simulator(app) -> Iterator[SimulatorProvider]:
     """The app's provider: the simulator, with the test endpoints on the app."""
     app.register_blueprint(phone)
+    # The PLP number's real webhooks answer; the test keeps what the carrier posted them.
+    recording(app, "ivr.incoming_call", "inbound_calls")
+    recording(app, "messaging.incoming_sms", "sms")
     provider = SimulatorProvider(app)
     set_provider(app, provider)
     yield provider
@@ -372,15 +368,19 @@ def test_status_callbacks_the_app_refuses_are_recorded_never_raised(app, simulat
 
 
 def test_inbound_call_runs_the_plp_numbers_twiml(app, simulator):
-    """A person calling the PLP number: /ivr/incoming answered, their key reaches the app."""
+    """A stranger calling the PLP number: /ivr/incoming gets Twilio's fields, and the
+    caller hears the app's polite refusal, in French then Dutch, then the call ends."""
     sid = carrier.inbound_call(NUMBER, keys=("1",))
     carry(simulator)
-    form = received()["inbound_calls"][0]
+    [form] = received()["inbound_calls"]
     assert form["Direction"] == "inbound"
     assert form["From"] == NUMBER
     assert form["To"] == carrier.plp_number()
-    assert received()["digits"] == ["1"]
-    assert store.get_call(sid)["status"] == "completed"
+    assert form["CallSid"] == sid
+    call = store.get_call(sid)
+    said = [e["text"] for e in call["events"] if e["kind"] == "said"]
+    assert said == [text("voice.stranger", "fr"), text("voice.stranger", "nl")]
+    assert call["status"] == "completed"
 
 
 def test_stopping_the_carrier_ends_a_ringing_call_failed(
@@ -483,8 +483,10 @@ def test_sms_reply_is_posted_to_sms_incoming_signed(app, sms):
     assert form["MessageSid"].startswith("SM")
     assert "OptOutType" not in form
     # The app's TwiML answer goes back to the person as an SMS.
-    bodies = [m["body"] for m in store.snapshot()["numbers"][NUMBER]["messages"]]
-    assert bodies == ["Alerte PLP", "OK merci", "Bien reçu: OK merci"]
+    messages = store.snapshot()["numbers"][NUMBER]["messages"]
+    assert [m["body"] for m in messages[:2]] == ["Alerte PLP", "OK merci"]
+    [answer] = messages[2:]
+    assert (answer["by"], answer["direction"], answer["to"]) == ("app", "outbound", NUMBER)
 
 
 def test_stop_opts_out_at_the_carrier_and_start_reverses_it(
@@ -499,10 +501,9 @@ def test_stop_opts_out_at_the_carrier_and_start_reverses_it(
         simulator.send_sms(sms_request(app, NUMBER))
     assert refused.value.code == "21610"
     assert refused.value.message == error_for(21610).message
-    # The app's reply to STOP is blocked too; the carrier's own confirmation is sent.
+    # The carrier confirms the opt-out itself, as Twilio does; the app adds no reply.
     messages = store.snapshot()["numbers"][NUMBER]["messages"]
-    app_reply = next(m for m in messages if m.get("by") == "app")
-    assert (app_reply["status"], app_reply["error_code"]) == ("failed", "21610")
+    assert not any(m.get("by") == "app" for m in messages)
     assert any(m.get("by") == "carrier" and "unsubscribed" in m["body"] for m in messages)
 
     carrier.inbound_sms(NUMBER, "START")

@@ -9,11 +9,21 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from flask import Blueprint, Response, request
+from flask import Response, request
+from sqlalchemy import select
 
-from alerts.models import Membership, Officer, PhoneType, Role
+from alerts.models import (
+    AckChannel,
+    Acknowledgement,
+    Membership,
+    Officer,
+    Partnership,
+    Person,
+    PhoneType,
+    Role,
+    Zone,
+)
 from core.extensions import db
-from core.webhooks import twilio_signed
 from simulator import carrier, people, store, views
 from simulator.people import Behaviour
 from tests.support import TWILIO_SETTINGS, call_sid, message_sid
@@ -405,37 +415,34 @@ def twiml(xml: str) -> Response:
 
 @pytest.fixture
 def plp_webhooks(app):
-    """The app's inbound webhooks, stood in for by the test (they come with later issues).
+    """The PLP number's real webhooks, wrapped to keep each form the carrier posted them.
 
-    /sms/incoming answers "Merci"; /ivr/incoming asks for one key and /ivr/choice thanks.
-    Returns what they received, signed by the simulator as Twilio signs.
+    Returns what /sms/incoming and /ivr/incoming received, signed by the simulator as
+    Twilio signs (the real views refuse anything else).
     """
-    received: dict[str, list[dict]] = {"sms": [], "choice": []}
-    bp = Blueprint("test_plp_webhooks", __name__)
+    received: dict[str, list[dict]] = {"sms": [], "calls": []}
+    for endpoint, kind in (("messaging.incoming_sms", "sms"), ("ivr.incoming_call", "calls")):
+        view = app.view_functions[endpoint]
 
-    @bp.post("/sms/incoming")
-    @twilio_signed
-    def sms_incoming():
-        received["sms"].append(request.form.to_dict())
-        return twiml("<Response><Message>Merci</Message></Response>")
+        def recorded(*args, _view=view, _kind=kind, **kwargs):
+            received[_kind].append(request.form.to_dict())
+            return _view(*args, **kwargs)
 
-    @bp.post("/ivr/incoming")
-    @twilio_signed
-    def ivr_incoming():
-        return twiml('<Response><Gather numDigits="1" timeout="30" action="/ivr/choice">'
-                     "<Say>Appuyez sur 1</Say></Gather><Say>Au revoir</Say></Response>")
-
-    @bp.post("/ivr/choice")
-    @twilio_signed
-    def ivr_choice():
-        received["choice"].append(request.form.to_dict())
-        return twiml("<Response><Say>Merci</Say><Hangup/></Response>")
-
-    app.register_blueprint(bp)
+        app.view_functions[endpoint] = recorded
     yield received
     network = app.extensions.get("simulator_network")
     if network is not None:
         network.close()
+
+
+def make_person_with(phone: str) -> Person:
+    """A member of a PLP with the phone number `phone` (committed)."""
+    zone = Zone(code="ZP5345", name="Zone Page")
+    plp = Partnership(code="PLP-PAGE", name="Page", zone=zone, language="fr", charter_json={})
+    person = Person(name="Membre", phone=phone, phone_type=PhoneType.MOBILE, language="fr")
+    db.session.add_all([zone, plp, person, Membership(person=person, partnership=plp)])
+    db.session.commit()
+    return person
 
 
 def carry_everything(app) -> None:
@@ -444,7 +451,8 @@ def carry_everything(app) -> None:
 
 
 def test_send_sms_reaches_the_app_through_the_real_carrier(app, client, plp_webhooks):
-    """An SMS sent from the page reaches /sms/incoming signed, and the app's reply shows."""
+    """An SMS sent from the page reaches /sms/incoming signed, and the app's reply shows
+    (a number the app does not know gets the generic refusal, which names nothing)."""
     response = post(client, "/sms", {"from": "+32470990001", "body": "STATUT T001"})
     assert response.status_code == 202
     carry_everything(app)
@@ -455,24 +463,32 @@ def test_send_sms_reaches_the_app_through_the_real_carrier(app, client, plp_webh
     assert form["MessageSid"] == response.get_json()["sid"]
     phone = next(p for p in client.get("/simulator/state").get_json()["phones"]
                  if p["number"] == "+32470990001")
-    assert [(m["direction"], m["body"]) for m in phone["messages"]] == [
-        ("inbound", "STATUT T001"), ("outbound", "Merci")]
+    assert [m["direction"] for m in phone["messages"]] == ["inbound", "outbound"]
     assert phone["messages"][0]["status"] == "received"
+    reply = phone["messages"][1]["body"]
+    assert reply and "T001" not in reply
 
 
-def test_call_plp_and_press_keys_through_the_real_carrier(app, client, plp_webhooks):
-    """A call placed from the page runs the app's IVR, and keys pressed on the page reach it."""
+def test_call_plp_and_press_keys_through_the_real_carrier(client, plp_webhooks, make_delivery):
+    """A member calls the PLP number from the page, hears the running alert sent to them,
+    and the 1 pressed on the page confirms it through the app's real IVR."""
+    delivery = make_delivery(person=make_person_with("+32470990002"))
+    alert, member = delivery.alert, delivery.person
     response = post(client, "/call", {"from": "+32470990002"})
     assert response.status_code == 202
     sid = response.get_json()["call_sid"]
 
     assert post(client, "/keys", {"call_sid": sid, "digits": "1"}).status_code == 200
-    carry_everything(app)
+    carry_everything(client.application)
 
-    assert [(form["CallSid"], form["Digits"]) for form in plp_webhooks["choice"]] == [(sid, "1")]
+    assert [form["CallSid"] for form in plp_webhooks["calls"]] == [sid]
     call = store.get_call(sid)
     assert (call["direction"], call["status"], call["live"]) == ("inbound", "completed", False)
-    assert [e["kind"] for e in call["events"]] == ["said", "pressed", "said", "hung_up"]
+    assert [e["digits"] for e in call["events"] if e["kind"] == "pressed"] == ["1"]
+    db.session.expire_all()
+    [ack] = db.session.scalars(select(Acknowledgement)).all()
+    assert (ack.alert_id, ack.person_id, ack.channel) == (
+        alert.id, member.id, AckChannel.INBOUND_CALL)
     assert post(client, "/keys", {"call_sid": sid, "digits": "1"}).status_code == 409
 
 

@@ -220,6 +220,46 @@ def test_unknown_sid_is_ignored(client, make_delivery, caplog, route):
     assert f"sid={sid}" in caplog.text
 
 
+@pytest.mark.parametrize("route", ["/ivr/status", "/sms/status"])
+def test_callback_before_the_sid_is_saved_finds_its_delivery_by_the_url(
+    client, make_delivery, route
+):
+    """A batch saves SIDs a few at a time: the first callback may come before. The
+    delivery id in the (signed) callback URL finds the delivery, which takes the SID."""
+    channel = Channel.CALL if route == "/ivr/status" else Channel.SMS
+    delivery = make_delivery(channel, provider_sid=None)
+    if channel == Channel.CALL:
+        sid, form = (sid := call_sid()), call_status_form(sid, "ringing")
+        expected = DeliveryStatus.RINGING
+    else:
+        sid, form = (sid := message_sid()), sms_status_form(sid, "delivered")
+        expected = DeliveryStatus.DELIVERED
+
+    assert signed_post(client, f"{route}?delivery={delivery.id}", form).status_code == 204
+
+    after = snapshot(delivery)
+    assert (after["provider_sid"], after["status"]) == (sid, expected)
+    assert after["sent_at"] is not None
+
+
+def test_callback_url_naming_a_delivery_with_another_sid_changes_nothing(client, make_delivery):
+    """The hint only fills a missing SID: a delivery that has its own SID keeps it."""
+    delivery = make_delivery(Channel.CALL)
+    before = snapshot(delivery)
+    form = call_status_form(call_sid(), "completed")
+    assert signed_post(client, f"/ivr/status?delivery={delivery.id}", form).status_code == 204
+    assert snapshot(delivery) == before
+
+
+@pytest.mark.parametrize("hint", ["abc", "-1", "1" * 19, "１２"])
+def test_malformed_delivery_hint_is_refused(client, make_delivery, hint):
+    delivery = make_delivery(Channel.CALL, provider_sid=None)
+    before = snapshot(delivery)
+    form = call_status_form(call_sid(), "ringing")
+    assert signed_post(client, f"/ivr/status?delivery={hint}", form).status_code == 400
+    assert snapshot(delivery) == before
+
+
 def test_status_for_another_channel_is_ignored(client, make_delivery):
     """A call status naming an SMS delivery's SID is ignored: that SID is not a call."""
     delivery = make_delivery(Channel.SMS, provider_sid=call_sid())
