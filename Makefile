@@ -46,6 +46,8 @@ run: install
 	@echo "  Ctrl-C stops everything."
 	@echo
 	@trap '$(FLASK) redis stop >/dev/null 2>&1 || true' EXIT; \
+	  if [ -z "$$PUBLIC_BASE_URL" ] && ! grep -qs '^ *PUBLIC_BASE_URL *=' .env; then \
+	    export PUBLIC_BASE_URL=http://127.0.0.1:$(PORT); fi; \
 	  PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
 test: install contract-mock

@@ -693,7 +693,9 @@ def send_notice(person_id: int, body: str, try_number: int = 1) -> str:
         _schedule_notice(person_id, body, try_number, timedelta(seconds=busy.retry_after))
         return "paced"
     request = SmsRequest(
-        to=person.phone, body=body, status_callback_url=public_url("messaging.message_status")
+        to=person.phone,
+        body=body,
+        status_callback_url=public_url("messaging.message_status", notice=1),
     )
     try:
         sent = get_provider().send_sms(request)

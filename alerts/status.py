@@ -126,6 +126,7 @@ class MessageStatusReport:
     error_code: str | None = None  # 30003-30008: why the handset was not reached
     error_message: str | None = None
     delivery_id: int | None = None  # from our callback URL: see `_locked_delivery`
+    notice: bool = False  # our URL says: a notice (no delivery row), not a cascade step
 
     @classmethod
     def from_form(
@@ -139,6 +140,7 @@ class MessageStatusReport:
             sid=_sid(form, sid_key, _MESSAGE_SID),
             status=_status_word(form, status_key),
             delivery_id=_delivery_hint(args),
+            notice=(args or {}).get("notice") == "1",
             **_price_and_error(form),
         )
 
@@ -213,7 +215,10 @@ def _locked_delivery(report, channel: Channel) -> Delivery | None:
     ).one_or_none()
     if delivery is None and report.delivery_id is not None:
         delivery = _adopt_sid(report.delivery_id, sid, channel)
-    if delivery is None:
+    if delivery is None and getattr(report, "notice", False):
+        # A level-1 notice or a reply: no delivery row to update; its fate is only logged.
+        log.info("notice status sid=%s status=%s error=%s", sid, report.status, report.error_code)
+    elif delivery is None:
         log.warning("status callback for an unknown sid ignored channel=%s sid=%s", channel, sid)
     elif delivery.channel != channel:
         log.warning(

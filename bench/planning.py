@@ -8,7 +8,7 @@ to it, and measures, separately:
 - plan: `plan_deliveries` (read the members, run the policy, bulk insert, fetch the
   ids of the due steps), inside the transaction;
 - commit + enqueue: the commit, whose after-commit hook puts the due steps (SMS and
-  first call: 2 per member) on the urgent queue in bulk;
+  first call: 2 per member) on the urgent queue in bulk, in batch jobs of up to 50;
 - for comparison, what scheduling every step at once would cost: all 50,000 jobs put
   on RQ's queue and schedule in bulk by `enqueue_jobs`.
 Without `--database-url`, a SQLite file in a temporary directory; without `--redis-url`
@@ -164,7 +164,7 @@ def main() -> None:
                 )
 
             due = step_jobs()
-            timed("commit + enqueue due steps", 2 * args.members, "jobs", db.session.commit)
+            timed("commit + enqueue due steps", 2 * args.members, "steps", db.session.commit)
             queued = step_jobs()
             assert summary.deliveries == args.members * 5, summary
             assert due == 0 and queued == 2 * args.members, (due, queued)

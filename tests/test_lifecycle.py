@@ -614,7 +614,7 @@ def test_notice_is_texted_through_the_provider(world, provider):
     assert [(m.to, m.body) for m in provider.messages] == [
         (world.coord_a.phone, "Alerte réf ABCD diffusée.")
     ]
-    assert provider.messages[0].status_callback_url.endswith("/sms/status")
+    assert provider.messages[0].status_callback_url.endswith("/sms/status?notice=1")
 
 
 def test_notice_skips_landlines_and_opted_out(world, provider):

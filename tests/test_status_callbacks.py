@@ -242,6 +242,19 @@ def test_callback_before_the_sid_is_saved_finds_its_delivery_by_the_url(
     assert after["sent_at"] is not None
 
 
+def test_a_notices_status_is_logged_quietly_and_changes_nothing(client, make_delivery, caplog):
+    """Level-1 notices have no delivery row: their callbacks are expected, not warnings."""
+    other = make_delivery(Channel.SMS)
+    before = snapshot(other)
+    sid = message_sid()
+    with caplog.at_level(logging.INFO, logger="alerts.status"):
+        response = signed_post(client, "/sms/status?notice=1", sms_status_form(sid, "delivered"))
+    assert response.status_code == 204
+    assert snapshot(other) == before
+    [record] = [r for r in caplog.records if sid in r.getMessage()]
+    assert record.levelno == logging.INFO and "notice status" in record.getMessage()
+
+
 def test_callback_url_naming_a_delivery_with_another_sid_changes_nothing(client, make_delivery):
     """The hint only fills a missing SID: a delivery that has its own SID keeps it."""
     delivery = make_delivery(Channel.CALL)
