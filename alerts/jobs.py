@@ -577,6 +577,14 @@ def _save_sids(sids: list[dict]) -> None:
     """Save the carrier's SIDs of a batch's sent steps (unless a callback already did)."""
     if not sids:
         return
+    _write_sids(sids)
+    db.session.commit()
+    redis_connection().hdel(HANDOVER_KEY, *(row["b_id"] for row in sids))
+    sids.clear()
+
+
+def _write_sids(sids: list[dict]) -> None:
+    """Give each delivery ("b_id") its SID ("b_sid", "b_at") unless it has one already."""
     table = Delivery.__table__
     db.session.execute(
         update(table)
@@ -584,9 +592,6 @@ def _save_sids(sids: list[dict]) -> None:
         .values(provider_sid=bindparam("b_sid"), sent_at=bindparam("b_at")),
         sids,
     )
-    db.session.commit()
-    redis_connection().hdel(HANDOVER_KEY, *(row["b_id"] for row in sids))
-    sids.clear()
 
 
 def _give_back(delivery_ids: list[int], ready: dict) -> int:
@@ -1169,12 +1174,7 @@ def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
             .values(status=DeliveryStatus.PLANNED, updated_at=now)
         )
     if sids:
-        db.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.provider_sid.is_(None))
-            .values(provider_sid=bindparam("b_sid"), sent_at=bindparam("b_at")),
-            sids,
-        )
+        _write_sids(sids)
     db.session.commit()
     settled = [*replan, *(row["b_id"] for row in sids)]
     if settled:

@@ -385,16 +385,22 @@ def _yes(context: _Context, ref: str, now: datetime) -> Reply:  # noqa: PLR0911 
     return context.ok("sms.cmd.released", ref=alert.reference, members=summary.members)
 
 
-def _no(context: _Context, ref: str | None, now: datetime) -> Reply:  # noqa: PLR0911 (idem)
-    person = context.person
-    if person is None:
+def _named_alert(context: _Context, ref: str | None, verb: cmd.Verb) -> Alert | Reply:
+    """Return the alert `ref` names, or the refusal: unknown sender, no or unknown ref."""
+    if context.person is None:
         return context.refuse("not_allowed", "sms.cmd.not_allowed")
     if ref is None:
-        word = _word(context, cmd.Verb.NO)
-        return context.refuse("ref_missing", "sms.cmd.ref_missing", word=word)
+        return context.refuse("ref_missing", "sms.cmd.ref_missing", word=_word(context, verb))
     alert = _alert_by_ref(ref)
     if alert is None:
         return context.refuse("unknown_ref", "sms.cmd.unknown_ref", ref=ref)
+    return alert
+
+
+def _no(context: _Context, ref: str | None, now: datetime) -> Reply:
+    alert, person = _named_alert(context, ref, cmd.Verb.NO), context.person
+    if isinstance(alert, Reply):
+        return alert
     if not can_decide(person, alert):
         return context.refuse("not_decider", "sms.cmd.not_decider", ref=alert.reference)
     try:
@@ -517,15 +523,9 @@ def _latest_awaiting_decision(person: Person, now: datetime) -> Alert | None:
 
 
 def _status(context: _Context, ref: str | None) -> Reply:
-    person = context.person
-    if person is None:
-        return context.refuse("not_allowed", "sms.cmd.not_allowed")
-    if ref is None:
-        word = _word(context, cmd.Verb.STATUS)
-        return context.refuse("ref_missing", "sms.cmd.ref_missing", word=word)
-    alert = _alert_by_ref(ref)
-    if alert is None:
-        return context.refuse("unknown_ref", "sms.cmd.unknown_ref", ref=ref)
+    alert, person = _named_alert(context, ref, cmd.Verb.STATUS), context.person
+    if isinstance(alert, Reply):
+        return alert
     if not may_manage(person, alert):
         return context.refuse("not_allowed", "sms.cmd.not_allowed")
     counts = alert_counts(alert.id)
