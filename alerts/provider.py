@@ -131,6 +131,10 @@ class PhoneProvider(Protocol):
         """Download a recording the carrier made during a call."""
         ...
 
+    def delete_recording(self, recording_sid: str) -> None:
+        """Delete the carrier's copy of a recording (one already gone counts as deleted)."""
+        ...
+
 
 ProviderFactory = Callable[[Flask], PhoneProvider]
 _FACTORIES: dict[str, ProviderFactory] = {}

@@ -281,16 +281,19 @@ def recording_file(token: str, now: datetime | None = None) -> tuple[Recording, 
 
 
 def purge_expired_recordings(now: datetime | None = None) -> int:
-    """Delete the files of recordings past their retention; return how many.
+    """Delete recordings past their retention, here and at the carrier; return how many.
 
-    The rows stay (an alert points at its recording) with no file, as DELETED.
-    Schedules the next day's purge.
+    The rows stay (an alert points at its recording) with no file, as DELETED; the
+    carrier's copy is deleted too, and `provider_url` cleared once it is. A carrier that
+    cannot delete it now is asked again by the next day's purge, which this schedules.
     """
     now = now or utcnow()
     expired = db.session.scalars(
         select(Recording).where(
-            Recording.delete_after <= now, Recording.status != RecordingStatus.DELETED
+            Recording.delete_after <= now,
+            (Recording.status != RecordingStatus.DELETED) | Recording.provider_url.is_not(None),
         )
+        .order_by(Recording.id)
     ).all()
     for recording in expired:
         if recording.path:
@@ -298,12 +301,32 @@ def purge_expired_recordings(now: datetime | None = None) -> int:
             path.unlink(missing_ok=True)
         recording.path = None
         recording.status = RecordingStatus.DELETED
+        _delete_at_carrier(recording)
     # Tomorrow's run keeps the chain going (a chain of daily jobs, as the reconciler's).
     _after_commit_purge(now)
     db.session.commit()
     if expired:
         log.info("recordings purged count=%d", len(expired))
     return len(expired)
+
+
+def _delete_at_carrier(recording: Recording) -> None:
+    if recording.provider_url is None:
+        return
+    if not recording.provider_sid:
+        recording.provider_url = None  # nothing to name it by at the carrier
+        return
+    try:
+        get_provider().delete_recording(recording.provider_sid)
+    except ProviderError as err:
+        log.warning(
+            "recording not deleted at the carrier, tomorrow again recording_id=%s sid=%s: %s",
+            recording.id,
+            recording.provider_sid,
+            err,
+        )
+        return
+    recording.provider_url = None
 
 
 def start_purging(now: datetime | None = None) -> None:

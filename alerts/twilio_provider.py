@@ -340,6 +340,19 @@ class TwilioProvider:
             content=response.content, content_type=content_type or RECORDING_TYPES[audio_format]
         )
 
+    def delete_recording(self, recording_sid: str) -> None:
+        """Delete Twilio's copy of a recording; one Twilio no longer has (404) is done."""
+        try:
+            self.client.recordings(recording_sid).delete()
+        except TwilioRestException as err:
+            if err.status == 404:
+                log.info("twilio recording already gone sid=%s", recording_sid)
+                return
+            raise self._refused("recording deletion", None, err, sid=recording_sid) from err
+        except CARRIER_ERRORS as err:
+            raise self._refused("recording deletion", None, err, sid=recording_sid) from err
+        log.info("twilio recording deleted sid=%s", recording_sid)
+
     def _recording_media_url(self, recording_url: str, audio_format: str) -> str:
         # The account's credentials go only to Twilio (or to the configured API base).
         allowed = (TWILIO_API_BASE + "/", self.settings.twilio_api_base + "/")

@@ -139,6 +139,16 @@ class SimulatorProvider:
         log.info("simulator recording fetched sid=%s bytes=%d", match.group(1), len(content))
         return RecordingAudio(content=content, content_type="audio/x-wav")
 
+    def delete_recording(self, recording_sid: str) -> None:
+        """Delete the simulator's copy of a recording (gone already: nothing to do)."""
+        if _RECORDING_NAME.fullmatch(recording_sid) is None or "." in recording_sid:
+            raise ProviderError(
+                "The recording reference is not a simulator recording.",
+                detail=f"refused recording sid={recording_sid[:40]!r}",
+            )
+        (carrier.recordings_dir(self.app) / f"{recording_sid}.wav").unlink(missing_ok=True)
+        log.info("simulator recording deleted sid=%s", recording_sid)
+
     def _refused(self, what: str, to: str, code: int) -> ProviderError:
         error = error_for(code, 400)
         log.warning(

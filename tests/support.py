@@ -210,6 +210,7 @@ class FakeProvider:
         self.messages: list[SmsRequest] = []
         self.sent: list[tuple[CallRequest | SmsRequest, Sent]] = []
         self.fetched: list[str] = []
+        self.deleted: list[str] = []
         self.recordings: dict[str, RecordingAudio] = {}
         self._failures: deque[ProviderError] = deque()
 
@@ -226,6 +227,11 @@ class FakeProvider:
         """Record the SMS; return a new message SID, or raise the planned failure."""
         self.messages.append(request)
         return self._accept(request, message_sid(), "queued")
+
+    def delete_recording(self, recording_sid: str) -> None:
+        """Record the deletion (a planned failure is raised first)."""
+        self._raise_planned_failure()
+        self.deleted.append(recording_sid)
 
     def fetch_recording(self, recording_url: str) -> RecordingAudio:
         """Return the audio set in `recordings` for the URL, else one second of silence."""

@@ -17,8 +17,10 @@ from alerts import recordings
 from alerts.mailer import alert_email
 from alerts.models import Membership, Recording, RecordingStatus, Role, utcnow
 from alerts.provider import (
+    ProviderError,
     ProviderUnavailableError,
     RecordingAudio,
+    get_provider,
     set_provider,
 )
 from alerts.recordings import (
@@ -345,6 +347,47 @@ def test_purge_deletes_expired_files_and_schedules_tomorrow(app, coordinator, cl
     scheduled = ScheduledJobRegistry(queue=get_queue("low")).get_job_ids(cleanup=False)
     assert f"purge-recordings-{tomorrow}" in scheduled
     assert purge_expired_recordings(now) == 0  # nothing twice
+
+
+def test_purge_deletes_the_carriers_copy_and_retries_a_refusal_the_next_day(
+    app, coordinator, provider
+):
+    """The carrier's copy goes with ours; a refusal (outage) is asked again next time."""
+    refused, deleted = accepted(coordinator), accepted(coordinator)
+    now = utcnow()
+    for recording in (refused, deleted):
+        recording.delete_after = now - timedelta(minutes=1)
+    db.session.commit()
+    provider.fail_next(ProviderUnavailableError("down"))  # the first deletion: `refused`
+
+    assert purge_expired_recordings(now) == 2
+
+    db.session.expire_all()
+    refused, deleted = db.session.get(Recording, refused.id), db.session.get(Recording, deleted.id)
+    assert provider.deleted == [deleted.provider_sid]
+    assert deleted.provider_url is None and refused.provider_url is not None
+    assert {refused.status, deleted.status} == {RecordingStatus.DELETED}
+
+    assert purge_expired_recordings(now) == 1  # tomorrow: only the carrier's copy left
+    db.session.expire_all()
+    assert provider.deleted == [deleted.provider_sid, refused.provider_sid]
+    assert db.session.get(Recording, refused.id).provider_url is None
+    assert purge_expired_recordings(now) == 0
+
+
+def test_the_simulator_deletes_its_recording_file(app):
+    """The simulator's provider removes the WAV it served; a second deletion is a no-op."""
+    set_provider(app, None)  # the app's own provider: the simulator
+    sid = carrier.new_sid("RE")
+    folder = carrier.recordings_dir(app)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{sid}.wav").write_bytes(silence_wav(1.0))
+    simulator = get_provider(app)
+    simulator.delete_recording(sid)
+    assert not (folder / f"{sid}.wav").exists()
+    simulator.delete_recording(sid)
+    with pytest.raises(ProviderError):
+        simulator.delete_recording("../../secret")
 
 
 def test_start_purging_schedules_one_job(app):

@@ -252,6 +252,18 @@ def test_sms_from_number_meets_twilio_contract(prism, make_provider):
     assert MESSAGE_SID.match(sent.sid)
 
 
+def test_delete_recording_meets_twilio_contract(prism, make_provider):
+    """Deleting Twilio's copy of a recording is a DELETE of the Recording resource."""
+    provider = make_provider(prism.url)
+    assert through_prism(prism, provider, lambda: provider.delete_recording(RECORDING_SID)) is None
+    request = last_request(provider)
+    assert request.method == "DELETE"
+    assert request.url == (
+        f"{prism.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}.json"
+    )
+    assert request.auth == (ACCOUNT_SID, AUTH_TOKEN)
+
+
 def test_prism_reports_a_request_that_breaks_the_contract(prism, make_provider):
     """The violation check sees a call without From: 422, listed, and logged by Prism."""
     provider = make_provider(prism.url)
@@ -447,6 +459,25 @@ def test_http_status_without_mapped_code(fake_twilio, make_provider, scenario, e
     assert type(caught.value) is error
     assert caught.value.code == code
     assert caught.value.retryable is True
+
+
+def test_deleting_a_recording_twilio_no_longer_has_is_done(fake_twilio, make_provider):
+    """A 404 (deleted already, by hand or by Twilio's own retention) is not an error."""
+    provider = make_provider(fake_twilio.base("error/404/20404"))
+    assert provider.delete_recording(RECORDING_SID) is None
+    _scenario, rest, _credentials, _form = fake_twilio.requests[-1]
+    assert rest == f"Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}.json"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "error"),
+    [("status/503", ProviderUnavailableError), ("error/401/20003", ProviderError)],
+)
+def test_a_refused_recording_deletion_raises(fake_twilio, make_provider, scenario, error):
+    """An outage or wrong credentials: the deletion is refused, to be tried again."""
+    provider = make_provider(fake_twilio.base(scenario))
+    with pytest.raises(error):
+        provider.delete_recording(RECORDING_SID)
 
 
 def test_timeout_is_provider_unavailable(make_provider, silent_port):
