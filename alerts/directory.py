@@ -91,8 +91,13 @@ def add_partnership(
     code = normalize_code(code)
     zone = get_zone(zone_code)
     _check_code_free(code)
-    plp = Partnership(code=code, name=_check_name(name), zone=zone,
-                      language=check_language(language), charter_json={})
+    plp = Partnership(
+        code=code,
+        name=_check_name(name),
+        zone=zone,
+        language=check_language(language),
+        charter_json={},
+    )
     db.session.add(plp)
     db.session.flush()
     record_audit("plp.add", actor=actor, subject=plp, code=code, zone=zone.code)
@@ -127,8 +132,12 @@ def register_officer(
         raise DirectoryError(f"phone: {err}") from None
     person = db.session.scalar(select(Person).where(Person.phone == number.e164))
     if person is None:
-        person = Person(name=_check_name(name), phone=number.e164, phone_type=number.kind,
-                        language=check_language(language))
+        person = Person(
+            name=_check_name(name),
+            phone=number.e164,
+            phone_type=number.kind,
+            language=check_language(language),
+        )
         db.session.add(person)
     elif person.officer is not None:
         raise DirectoryError(
@@ -166,8 +175,11 @@ def _hash(pin: str) -> str:
 
 def coordinators_of(plp: Partnership) -> list[Person]:
     """Return the coordinators of a partnership."""
-    return list(db.session.scalars(
-        select(Person).join(Membership)
-        .where(Membership.partnership_id == plp.id, Membership.role == Role.COORDINATOR)
-        .order_by(Person.id)
-    ))
+    return list(
+        db.session.scalars(
+            select(Person)
+            .join(Membership)
+            .where(Membership.partnership_id == plp.id, Membership.role == Role.COORDINATOR)
+            .order_by(Person.id)
+        )
+    )

@@ -85,8 +85,6 @@ def _hint(raw: str, region: str) -> str:
         except NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            shown = phonenumbers.format_number(
-                number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
-            )
+            shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
             return f" (did you mean {shown}?)"
     return ""

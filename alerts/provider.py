@@ -66,8 +66,14 @@ class ProviderError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, code: str | None = None, doc_url: str | None = None,
-                 detail: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        doc_url: str | None = None,
+        detail: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code

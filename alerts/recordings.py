@@ -289,7 +289,8 @@ def purge_expired_recordings(now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     expired = db.session.scalars(
-        select(Recording).where(
+        select(Recording)
+        .where(
             Recording.delete_after <= now,
             (Recording.status != RecordingStatus.DELETED) | Recording.provider_url.is_not(None),
         )

@@ -81,9 +81,18 @@ def split_roster(data: bytes) -> RosterSheet:
         text = data.decode("utf-8-sig")  # "-sig": Excel's "CSV UTF-8" starts with a BOM
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise RosterError([Problem(line, "", (
-            "the file is not UTF-8 text; in your spreadsheet choose "
-            "'CSV UTF-8' when saving"))]) from None
+        raise RosterError(
+            [
+                Problem(
+                    line,
+                    "",
+                    (
+                        "the file is not UTF-8 text; in your spreadsheet choose "
+                        "'CSV UTF-8' when saving"
+                    ),
+                )
+            ]
+        ) from None
     lines = text.splitlines()
     if not text.strip() or not lines:
         raise RosterError([Problem(1, "", "the file is empty; expected a header row")])
@@ -163,15 +172,25 @@ def _check_row(
     columns: tuple[str, ...], row: int, cells: list[str]
 ) -> tuple[RosterEntry | None, list[Problem]]:
     problems: list[Problem] = []
-    if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
-        problems.append(Problem(row, "", (
-            f"{len(cells)} cells but the header has {len(columns)} columns "
-            "(a separator inside a value needs quotes)")))
+    if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
+        problems.append(
+            Problem(
+                row,
+                "",
+                (
+                    f"{len(cells)} cells but the header has {len(columns)} columns "
+                    "(a separator inside a value needs quotes)"
+                ),
+            )
+        )
     values = {col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(columns)}
     for i, col in enumerate(columns):
         if not col and i < len(cells) and cells[i].strip():
-            problems.append(Problem(row, "", (
-                f"a value in column {i + 1}, which has no name in the header row")))
+            problems.append(
+                Problem(
+                    row, "", (f"a value in column {i + 1}, which has no name in the header row")
+                )
+            )
 
     def bad(column: str, message: str) -> None:
         problems.append(Problem(row, column, message))
@@ -201,8 +220,9 @@ def _check_row(
         try:
             # ASCII only: SMTP relays without SMTPUTF8 refuse accented local parts, and an
             # accented domain is stored in its IDNA (xn--) form that every relay accepts.
-            checked = validate_email(values["email"], check_deliverability=False,
-                                     allow_smtputf8=False)
+            checked = validate_email(
+                values["email"], check_deliverability=False, allow_smtputf8=False
+            )
             email = checked.ascii_email or checked.normalized
         except EmailNotValidError as err:
             bad("email", f"{values['email']!r}: {err}")
@@ -248,8 +268,9 @@ class ImportReport:
     @property
     def changed(self) -> bool:
         """Tell whether the import changes anything."""
-        return bool(self.created or self.updated or self.joined or self.role_changed
-                    or self.removed)
+        return bool(
+            self.created or self.updated or self.joined or self.role_changed or self.removed
+        )
 
     def lines(self, *, detail: bool) -> list[str]:
         """Describe the import for the operator; `detail` lists every person."""
@@ -261,9 +282,13 @@ class ImportReport:
             + (f", {len(self.removed)} removed" if self.removed else "")
         ]
         if detail:
-            for label, names in (("new", self.created), ("joined", self.joined),
-                                 ("updated", self.updated), ("role", self.role_changed),
-                                 ("removed", self.removed)):
+            for label, names in (
+                ("new", self.created),
+                ("joined", self.joined),
+                ("updated", self.updated),
+                ("role", self.role_changed),
+                ("removed", self.removed),
+            ):
                 out.extend(f"  {label}: {n}" for n in names)
         if self.missing and not self.removed:
             out.append(
@@ -305,8 +330,9 @@ def import_roster(
             if not dry_run:
                 person = _new_person(entry, plp, consent_at=now)
                 db.session.add(person)
-                db.session.add(Membership(person=person, partnership=plp,
-                                          role=entry.role or Role.MEMBER))
+                db.session.add(
+                    Membership(person=person, partnership=plp, role=entry.role or Role.MEMBER)
+                )
         else:
             seen_person_ids.add(person.id)
             changes = _changes(person, entry)
@@ -344,9 +370,14 @@ def import_roster(
 
     if not dry_run and report.changed:
         record_audit(
-            "roster.import", actor=actor, subject=plp, rows=report.rows,
-            created=len(report.created), joined=len(report.joined),
-            updated=len(report.updated), role_changed=len(report.role_changed),
+            "roster.import",
+            actor=actor,
+            subject=plp,
+            rows=report.rows,
+            created=len(report.created),
+            joined=len(report.joined),
+            updated=len(report.updated),
+            role_changed=len(report.role_changed),
             removed=len(report.removed),
         )
         db.session.flush()
@@ -356,7 +387,7 @@ def import_roster(
 def _people_by_phone(phones: list[str]) -> dict[str, Person]:
     found: dict[str, Person] = {}
     for start in range(0, len(phones), _IN_CHUNK):
-        chunk = phones[start:start + _IN_CHUNK]
+        chunk = phones[start : start + _IN_CHUNK]
         for person in db.session.scalars(select(Person).where(Person.phone.in_(chunk))):
             found[person.phone] = person
     return found

@@ -119,8 +119,16 @@ def run(args: argparse.Namespace) -> None:
         coordinator = enrol(args.members)
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--without-scheduler",
-                 *(["--no-fork"] if args.no_fork else [])],
+                [
+                    sys.executable,
+                    "-m",
+                    "flask",
+                    "--app",
+                    "wsgi",
+                    "worker",
+                    "--without-scheduler",
+                    *(["--no-fork"] if args.no_fork else []),
+                ],
                 cwd=PROJECT_ROOT,
                 env=env,
                 start_new_session=True,

@@ -40,11 +40,17 @@ def sheet(rows: int) -> bytes:
     for i in range(rows):
         mobile = f"0470 {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}"
         landline = f"02 5{i // 1000 % 100:02d} {i // 10 % 100:02d} {i % 10}0"
-        writer.writerow([
-            f"Membre {i}", mobile, landline if i % 3 == 0 else "",
-            f"membre{i}@example.be" if i % 2 == 0 else "", LANGUAGES[i % 4],
-            "member", f"Rue du Parc {i % 500}, 1050 Ixelles",
-        ])
+        writer.writerow(
+            [
+                f"Membre {i}",
+                mobile,
+                landline if i % 3 == 0 else "",
+                f"membre{i}@example.be" if i % 2 == 0 else "",
+                LANGUAGES[i % 4],
+                "member",
+                f"Rue du Parc {i % 500}, 1050 Ixelles",
+            ]
+        )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -66,13 +72,20 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        app = create_app({"TESTING": True, "INSTANCE_PATH": Path(tmp) / "instance",
-                          "DATABASE_URL": url,
-                          "SECRET_KEY": "bench-secret-key-0123456789"})
+        app = create_app(
+            {
+                "TESTING": True,
+                "INSTANCE_PATH": Path(tmp) / "instance",
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench-secret-key-0123456789",
+            }
+        )
         data = sheet(args.rows)
-        print(f"roster import, {args.rows} rows ({len(data) / 1e6:.1f} MB), "
-              f"{app.config['SQLALCHEMY_DATABASE_URI'].split(':')[0]}, "
-              f"Python {platform.python_version()}, {platform.machine()}")
+        print(
+            f"roster import, {args.rows} rows ({len(data) / 1e6:.1f} MB), "
+            f"{app.config['SQLALCHEMY_DATABASE_URI'].split(':')[0]}, "
+            f"Python {platform.python_version()}, {platform.machine()}"
+        )
         with app.app_context():
             db.drop_all()
             db.create_all()

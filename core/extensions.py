@@ -92,7 +92,9 @@ def redis_connection(app: Flask | None = None) -> redis.Redis:
     state = app.extensions["redis"]
     if state["client"] is None:
         state["client"] = redis.Redis.from_url(
-            redis_url(app), socket_connect_timeout=5, socket_timeout=10,
+            redis_url(app),
+            socket_connect_timeout=5,
+            socket_timeout=10,
             health_check_interval=30,
         )
     return state["client"]

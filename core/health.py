@@ -54,8 +54,11 @@ def _database_state() -> dict:
             "revision": sorted(current),
             "expected": sorted(expected),
         }
-    return {"status": "ok", "backend": db.engine.url.get_backend_name(),
-            "revision": sorted(current)}
+    return {
+        "status": "ok",
+        "backend": db.engine.url.get_backend_name(),
+        "revision": sorted(current),
+    }
 
 
 def _migration_heads() -> set[str]:
@@ -87,8 +90,12 @@ def _redis_state() -> dict:
     ):
         with suppress(DuplicateJobError):  # one is already waiting for a worker
             get_queue("urgent").enqueue(
-                record_heartbeat, job_id=HEARTBEAT_JOB_ID, unique=True,
-                result_ttl=0, failure_ttl=300, ttl=300,
+                record_heartbeat,
+                job_id=HEARTBEAT_JOB_ID,
+                unique=True,
+                result_ttl=0,
+                failure_ttl=300,
+                ttl=300,
             )
     return state
 

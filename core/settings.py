@@ -23,12 +23,27 @@ from sqlalchemy.exc import ArgumentError
 PROVIDERS = ("twilio", "simulator")
 TTS_ENGINE_NAMES = ("gtts", "espeak", "say")
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
-SETTING_KEYS = frozenset({
-    "DATABASE_URL", "REDIS_URL", "PHONE_PROVIDER", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
-    "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE", "PUBLIC_BASE_URL",
-    "SMTP_URL", "MAIL_FROM", "SECRET_KEY", "CALLS_PER_SECOND", "SMS_PER_SECOND", "TTS_ENGINES",
-    "TTS_TIMEOUT_SECONDS", "TESTING",
-})
+SETTING_KEYS = frozenset(
+    {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PHONE_PROVIDER",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_FROM_NUMBER",
+        "TWILIO_MESSAGING_SERVICE_SID",
+        "TWILIO_API_BASE",
+        "PUBLIC_BASE_URL",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "SECRET_KEY",
+        "CALLS_PER_SECOND",
+        "SMS_PER_SECOND",
+        "TTS_ENGINES",
+        "TTS_TIMEOUT_SECONDS",
+        "TESTING",
+    }
+)
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
@@ -77,9 +92,7 @@ class Settings:
         return self.redis_url is None
 
 
-def load_settings(
-    values: Mapping[str, str], instance_path: Path, project_root: Path
-) -> Settings:
+def load_settings(values: Mapping[str, str], instance_path: Path, project_root: Path) -> Settings:
     """Validate raw string settings into `Settings`, or raise `SettingsError` naming the key."""
     raw = {key: str(value).strip() for key, value in values.items() if value is not None}
 
@@ -88,7 +101,7 @@ def load_settings(
 
     account_sid = get("TWILIO_ACCOUNT_SID")
     tokens = tuple(t.strip() for t in (get("TWILIO_AUTH_TOKEN") or "").split(",") if t.strip())
-    provider = (get("PHONE_PROVIDER") or ("twilio" if account_sid and tokens else "simulator"))
+    provider = get("PHONE_PROVIDER") or ("twilio" if account_sid and tokens else "simulator")
     provider = provider.lower()
     if provider not in PROVIDERS:
         raise SettingsError(f"PHONE_PROVIDER: {provider!r} is not one of {', '.join(PROVIDERS)}")
@@ -125,10 +138,12 @@ def load_settings(
         twilio_auth_tokens=tokens,
         twilio_from_number=from_number,
         twilio_messaging_service_sid=service_sid,
-        twilio_api_base=_http_url(get("TWILIO_API_BASE") or "https://api.twilio.com",
-                                  "TWILIO_API_BASE"),
-        public_base_url=_http_url(get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000",
-                                  "PUBLIC_BASE_URL"),
+        twilio_api_base=_http_url(
+            get("TWILIO_API_BASE") or "https://api.twilio.com", "TWILIO_API_BASE"
+        ),
+        public_base_url=_http_url(
+            get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000", "PUBLIC_BASE_URL"
+        ),
         smtp=_optional(get("SMTP_URL"), "SMTP_URL", _smtp),
         mail_from=_mail_from(get("MAIL_FROM") or "plp-alert@localhost"),
         secret_key=secret_key,

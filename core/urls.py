@@ -15,6 +15,5 @@ def public_url(endpoint: str, /, **values: object) -> str:
     """
     app = current_app
     base = urlsplit(app.extensions["settings"].public_base_url)
-    adapter = app.url_map.bind(base.netloc, script_name=base.path or "/",
-                               url_scheme=base.scheme)
+    adapter = app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
     return adapter.build(endpoint, values, force_external=True)

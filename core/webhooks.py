@@ -85,8 +85,11 @@ def service_unavailable(error: Exception):
     """Answer 503 with Retry-After (never 500) when the database or Redis fails mid-request."""
     db.session.rollback()
     log.error("service unavailable path=%s error=%s", request.path, type(error).__name__)
-    return ("Service temporarily unavailable, try again shortly.\n", 503,
-            {"Content-Type": "text/plain", "Retry-After": "5"})
+    return (
+        "Service temporarily unavailable, try again shortly.\n",
+        503,
+        {"Content-Type": "text/plain", "Retry-After": "5"},
+    )
 
 
 def claim_webhook(kind: str, sid: str) -> bool:

@@ -25,12 +25,26 @@ from simulator.people import behaviour_for, mixed_behaviour
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("simulator", __name__, url_prefix="/simulator",
-               template_folder="templates", static_folder="static")
+bp = Blueprint(
+    "simulator",
+    __name__,
+    url_prefix="/simulator",
+    template_folder="templates",
+    static_folder="static",
+)
 
 # people.KINDS in the select's order: the common cases first.
-BEHAVIOUR_KINDS = ("answer", "interactive", "silent", "no_answer", "busy", "voicemail",
-                   "landline", "failed", "invalid")
+BEHAVIOUR_KINDS = (
+    "answer",
+    "interactive",
+    "silent",
+    "no_answer",
+    "busy",
+    "voicemail",
+    "landline",
+    "failed",
+    "invalid",
+)
 MAX_SMS_BODY = 1600  # Twilio refuses longer bodies (error 21617)
 MAX_KEY_STEPS = 10
 # What one poll returns per phone: enough for a demo, and a poll stays small.
@@ -65,18 +79,23 @@ def _refuse_cross_origin():
         return
     source = request.headers.get("Origin") or request.headers.get("Referer")
     if not source or _origin(source) not in _own_origins():
-        log.warning("simulator action refused: cross-origin path=%s origin=%s",
-                    request.path, source)
-        raise Refused(403, "Cross-origin request refused: actions must come from the "
-                           "/simulator page of this site.")
+        log.warning(
+            "simulator action refused: cross-origin path=%s origin=%s", request.path, source
+        )
+        raise Refused(
+            403,
+            "Cross-origin request refused: actions must come from the "
+            "/simulator page of this site.",
+        )
 
 
 @bp.get("")
 def page():
     """Show every simulated phone, its calls and its SMS thread."""
     state = page_state()
-    return render_template("simulator/page.html", state=state, kinds=BEHAVIOUR_KINDS,
-                           max_sms_body=MAX_SMS_BODY)
+    return render_template(
+        "simulator/page.html", state=state, kinds=BEHAVIOUR_KINDS, max_sms_body=MAX_SMS_BODY
+    )
 
 
 @bp.get("/state")
@@ -115,8 +134,9 @@ def set_behaviour():
     except (TypeError, ValueError) as err:
         raise Refused(400, f"behaviour: {err}") from None
     store.set_behaviour(number, behaviour)
-    log.info("simulator behaviour set number=%s kind=%s keys=%s", number, kind,
-             ",".join(behaviour.keys))
+    log.info(
+        "simulator behaviour set number=%s kind=%s keys=%s", number, kind, ",".join(behaviour.keys)
+    )
     return jsonify(number=number, behaviour=behaviour.to_dict())
 
 
@@ -173,8 +193,9 @@ def recording(name: str):
     if match is None:
         raise Refused(404, "no such recording")
     # Twilio serves a recording with and without the .wav extension; so does this.
-    return send_from_directory(recordings_dir(), f"{match.group(1)}.wav",
-                               mimetype="audio/x-wav", max_age=0)
+    return send_from_directory(
+        recordings_dir(), f"{match.group(1)}.wav", mimetype="audio/x-wav", max_age=0
+    )
 
 
 def page_state() -> dict:
@@ -194,22 +215,32 @@ def roster_phones() -> dict[str, dict]:
     """Return every roster phone (first and second numbers) with whose it is, by name."""
     people = db.session.scalars(
         select(Person)
-        .options(selectinload(Person.memberships).selectinload(Membership.partnership),
-                 selectinload(Person.officer).selectinload(Officer.zone))
+        .options(
+            selectinload(Person.memberships).selectinload(Membership.partnership),
+            selectinload(Person.officer).selectinload(Officer.zone),
+        )
         .order_by(Person.name, Person.id)
     )
     phones: dict[str, dict] = {}
     for person in people:
-        plps = sorted(({"code": m.partnership.code, "role": str(m.role)}
-                       for m in person.memberships), key=lambda plp: plp["code"])
+        plps = sorted(
+            ({"code": m.partnership.code, "role": str(m.role)} for m in person.memberships),
+            key=lambda plp: plp["code"],
+        )
         officer = person.officer.zone.code if person.officer else None
-        for line, number, kind in (("phone", person.phone, person.phone_type),
-                                   ("phone2", person.phone2, person.phone2_type)):
+        for line, number, kind in (
+            ("phone", person.phone, person.phone_type),
+            ("phone2", person.phone2, person.phone2_type),
+        ):
             # A second number shared with someone else's first stays theirs.
             if number and number not in phones:
-                phones[number] = {"name": person.name, "line": line,
-                                  "phone_type": str(kind) if kind else None,
-                                  "plps": plps, "officer": officer}
+                phones[number] = {
+                    "name": person.name,
+                    "line": line,
+                    "phone_type": str(kind) if kind else None,
+                    "plps": plps,
+                    "officer": officer,
+                }
     return phones
 
 
@@ -236,8 +267,9 @@ def _card(number: str, seen: dict, person: dict | None, own: str) -> dict:
     return {
         "number": number,
         "role": role,
-        "name": person["name"] if person else ("PLP number (this app)" if role == "plp"
-                                               else "Unknown number"),
+        "name": person["name"]
+        if person
+        else ("PLP number (this app)" if role == "plp" else "Unknown number"),
         "line": person["line"] if person else None,
         "phone_type": person["phone_type"] if person else None,
         "plps": person["plps"] if person else [],
@@ -281,8 +313,11 @@ def _key_steps(value) -> tuple[str, ...]:
     else:
         raise Refused(400, 'keys: expected digits per prompt, such as "1" or "1234 1"')
     if len(steps) > MAX_KEY_STEPS or not all(_DIGITS.fullmatch(step) for step in steps):
-        raise Refused(400, f"keys: at most {MAX_KEY_STEPS} groups of 0-9, * and #, "
-                           'one group per prompt, such as "1234 1"')
+        raise Refused(
+            400,
+            f"keys: at most {MAX_KEY_STEPS} groups of 0-9, * and #, "
+            'one group per prompt, such as "1234 1"',
+        )
     return tuple(steps)
 
 

@@ -158,8 +158,9 @@ def make_plp(app, make_zone):
 
     def make(code: str = "PLP-PARC", zone: Zone | None = None, language: str = "fr"):
         zone = zone or db.session.query(Zone).first() or make_zone()
-        plp = Partnership(code=code, name=f"PLP {code}", zone=zone, language=language,
-                          charter_json={})
+        plp = Partnership(
+            code=code, name=f"PLP {code}", zone=zone, language=language, charter_json={}
+        )
         db.session.add(plp)
         db.session.commit()
         return plp
@@ -173,15 +174,17 @@ def make_person(app):
     counter = iter(range(100, 10_000))
 
     def make(name: str = "Test Person", phone: str | None = None, **fields) -> Person:
-        person = Person(name=name, phone=phone or f"+324709{next(counter):05d}",
-                        phone_type=fields.pop("phone_type", PhoneType.MOBILE), **fields)
+        person = Person(
+            name=name,
+            phone=phone or f"+324709{next(counter):05d}",
+            phone_type=fields.pop("phone_type", PhoneType.MOBILE),
+            **fields,
+        )
         db.session.add(person)
         db.session.commit()
         return person
 
     return make
-
-
 
 
 @pytest.fixture
@@ -191,10 +194,14 @@ def make_alert(app, make_plp):
 
     def make(plp: Partnership | None = None, **fields) -> Alert:
         plp = plp or db.session.query(Partnership).first() or make_plp()
-        fields = {"reference": f"T{next(counter):03d}", "origin": AlertOrigin.SMS,
-                  "text": "Cambriolage en cours rue de la Station",
-                  "state": AlertState.DELIVERING,
-                  "expires_at": utcnow() + timedelta(hours=2), **fields}
+        fields = {
+            "reference": f"T{next(counter):03d}",
+            "origin": AlertOrigin.SMS,
+            "text": "Cambriolage en cours rue de la Station",
+            "state": AlertState.DELIVERING,
+            "expires_at": utcnow() + timedelta(hours=2),
+            **fields,
+        }
         alert = Alert(**fields)
         alert.targets.append(AlertTarget(partnership=plp))
         db.session.add(alert)
@@ -213,9 +220,15 @@ def make_delivery(app, make_alert, make_person):
         person = fields.pop("person", None) or make_person()
         if "provider_sid" not in fields:
             fields["provider_sid"] = call_sid() if channel == Channel.CALL else message_sid()
-        fields = {"step": 0, "attempt": 1, "status": DeliveryStatus.QUEUED,
-                  "to_address": person.phone, "due_at": utcnow(), "sent_at": utcnow(),
-                  **fields}
+        fields = {
+            "step": 0,
+            "attempt": 1,
+            "status": DeliveryStatus.QUEUED,
+            "to_address": person.phone,
+            "due_at": utcnow(),
+            "sent_at": utcnow(),
+            **fields,
+        }
         delivery = Delivery(alert=alert, person=person, channel=channel, **fields)
         db.session.add(delivery)
         db.session.commit()

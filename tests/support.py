@@ -68,10 +68,15 @@ def app_config(tmp_path: Path, database_url: str, redis_url: str, **overrides) -
 
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """Return an environment for running the app's commands in a child process."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TWILIO_", "SMTP_", "FLASK_"))}
-    env.update({"SECRET_KEY": TEST_SECRET, "PHONE_PROVIDER": "simulator",
-                "TTS_ENGINES": OFFLINE_TTS_ENGINES, "PYTHONPATH": str(PROJECT_ROOT)})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMTP_", "FLASK_"))}
+    env.update(
+        {
+            "SECRET_KEY": TEST_SECRET,
+            "PHONE_PROVIDER": "simulator",
+            "TTS_ENGINES": OFFLINE_TTS_ENGINES,
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+    )
     env.update(overrides)
     return env
 
@@ -100,8 +105,15 @@ def message_sid() -> str:
     return "SM" + uuid.uuid4().hex
 
 
-def signed_post(client, path: str, form, *, token: str | None = None, url: str | None = None,
-                headers: Mapping[str, str] | None = None):
+def signed_post(
+    client,
+    path: str,
+    form,
+    *,
+    token: str | None = None,
+    url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+):
     """POST `form` to `path` with the signature Twilio would send.
 
     Signed with `token` (default: the app's signing token) over `url` (default: the
@@ -112,8 +124,9 @@ def signed_post(client, path: str, form, *, token: str | None = None, url: str |
     token = token if token is not None else signing_token(settings)
     url = url if url is not None else settings.public_base_url + path
     signature = RequestValidator(token).compute_signature(url, form)
-    return client.post(path, data=form,
-                       headers={"X-Twilio-Signature": signature, **(headers or {})})
+    return client.post(
+        path, data=form, headers={"X-Twilio-Signature": signature, **(headers or {})}
+    )
 
 
 def _twilio_form(base: dict[str, str], extra: Mapping[str, str | int | None]) -> dict[str, str]:
@@ -122,8 +135,14 @@ def _twilio_form(base: dict[str, str], extra: Mapping[str, str | int | None]) ->
     return {k: v for k, v in form.items() if extra.get(k, "") is not None}
 
 
-def call_status_form(sid: str, status: str, *, to: str = MEMBER_NUMBER,
-                     from_: str = PLP_NUMBER, **extra: str | int | None) -> dict[str, str]:
+def call_status_form(
+    sid: str,
+    status: str,
+    *,
+    to: str = MEMBER_NUMBER,
+    from_: str = PLP_NUMBER,
+    **extra: str | int | None,
+) -> dict[str, str]:
     """Return the form of a call status callback for an outbound call, as Twilio posts it.
 
     `extra` adds fields (CallDuration, AnsweredBy, Price, ...) or, with None, removes one.
@@ -159,13 +178,24 @@ def call_status_form(sid: str, status: str, *, to: str = MEMBER_NUMBER,
         "SequenceNumber": "0",
     }
     if status in ("completed", "busy", "no-answer", "failed", "canceled"):
-        base["SipResponseCode"] = {"completed": "200", "busy": "486", "no-answer": "487",
-                                   "failed": "404", "canceled": "487"}[status]
+        base["SipResponseCode"] = {
+            "completed": "200",
+            "busy": "486",
+            "no-answer": "487",
+            "failed": "404",
+            "canceled": "487",
+        }[status]
     return _twilio_form(base, extra)
 
 
-def sms_status_form(sid: str, status: str, *, to: str = MEMBER_NUMBER,
-                    from_: str = PLP_NUMBER, **extra: str | int | None) -> dict[str, str]:
+def sms_status_form(
+    sid: str,
+    status: str,
+    *,
+    to: str = MEMBER_NUMBER,
+    from_: str = PLP_NUMBER,
+    **extra: str | int | None,
+) -> dict[str, str]:
     """Return the form of a message status callback, as Twilio posts it.
 
     `extra` adds fields (ErrorCode, ErrorMessage, MessagingServiceSid, ...) or, with
@@ -237,8 +267,7 @@ class FakeProvider:
         """Return the audio set in `recordings` for the URL, else one second of silence."""
         self.fetched.append(recording_url)
         self._raise_planned_failure()
-        return self.recordings.get(recording_url) or RecordingAudio(silence_wav(),
-                                                                    "audio/x-wav")
+        return self.recordings.get(recording_url) or RecordingAudio(silence_wav(), "audio/x-wav")
 
     def _accept(self, request, sid: str, status: str) -> Sent:
         self._raise_planned_failure()

@@ -24,8 +24,9 @@ from tests.support import (
 
 def test_factory_binds_extensions_from_the_config_mapping(tmp_path, redis_url):
     """A config mapping builds an app with its settings, database URL and Redis URL bound."""
-    app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", redis_url,
-                                SERVER_NAME="plp.test"))
+    app = create_app(
+        app_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", redis_url, SERVER_NAME="plp.test")
+    )
     settings = app.extensions["settings"]
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'x.db'}"
     assert app.config["SECRET_KEY"] == TEST_SECRET
@@ -71,7 +72,11 @@ def test_environment_and_config_override_dotenv(tmp_path, monkeypatch):
 def test_a_bad_setting_stops_the_app_with_one_line(tmp_path, env, key):
     """Outside tests, a bad setting stops any command with one line on stderr naming the key."""
     result = subprocess.run(
-        [*FLASK, "routes"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        [*FLASK, "routes"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=subprocess_env(**{"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", **env}),
     )
     assert result.returncode != 0
@@ -116,7 +121,13 @@ def test_procfile_declares_web_and_worker():
     assert set(entries) == {"web", "worker"}
     assert entries["web"][0] == "gunicorn" and entries["web"][-1] == "wsgi:app"
     assert entries["worker"] == [
-        "flask", "--app", "wsgi", "worker", "--with-scheduler", "--no-fork"]
+        "flask",
+        "--app",
+        "wsgi",
+        "worker",
+        "--with-scheduler",
+        "--no-fork",
+    ]
 
 
 def test_procfile_targets_resolve(tmp_path, redis_url):
@@ -124,14 +135,22 @@ def test_procfile_targets_resolve(tmp_path, redis_url):
     env = subprocess_env(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", REDIS_URL=redis_url)
     venv_bin = PROJECT_ROOT / ".venv" / "bin"
     web = subprocess.run(
-        [str(venv_bin / "gunicorn"), "--check-config", "wsgi:app"], cwd=PROJECT_ROOT, env=env,
-        capture_output=True, text=True, timeout=60,
+        [str(venv_bin / "gunicorn"), "--check-config", "wsgi:app"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert web.returncode == 0, web.stderr
     worker_args = _procfile()["worker"][3:]
     worker = subprocess.run(
-        [*FLASK, *worker_args, "--help"], cwd=PROJECT_ROOT, env=env,
-        capture_output=True, text=True, timeout=60,
+        [*FLASK, *worker_args, "--help"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert worker.returncode == 0, worker.stderr
     assert "--with-scheduler" in worker.stdout

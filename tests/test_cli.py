@@ -33,12 +33,17 @@ def test_zone_and_plp_add(runner):
     result = runner.invoke(args=["zone", "add", "zp5344", "Zone Bruxelles-Capitale/Ixelles"])
     assert result.exit_code == 0, result.output
     assert "zone ZP5344 added" in result.output
-    result = runner.invoke(args=["plp", "add", "plp-parc", "PLP Parc", "--zone", "ZP5344",
-                                 "--language", "NL"])
+    result = runner.invoke(
+        args=["plp", "add", "plp-parc", "PLP Parc", "--zone", "ZP5344", "--language", "NL"]
+    )
     assert result.exit_code == 0, result.output
     plp = db.session.scalar(select(Partnership))
     assert (plp.code, plp.name, plp.zone.code, plp.language) == (
-        "PLP-PARC", "PLP Parc", "ZP5344", "nl")
+        "PLP-PARC",
+        "PLP Parc",
+        "ZP5344",
+        "nl",
+    )
     assert plp.charter.alert_expiry_minutes == 120  # the default charter applies
     actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions == ["zone.add", "plp.add"]
@@ -103,10 +108,12 @@ def test_person_pin(runner, make_plp, make_person):
     plp = make_plp()
     coordinator = make_person("Coordinator", phone="+32471000001")
     member = make_person("Member", phone="+32471000002")
-    db.session.add_all([
-        Membership(person=coordinator, partnership=plp, role=Role.COORDINATOR),
-        Membership(person=member, partnership=plp, role=Role.MEMBER),
-    ])
+    db.session.add_all(
+        [
+            Membership(person=coordinator, partnership=plp, role=Role.COORDINATOR),
+            Membership(person=member, partnership=plp, role=Role.MEMBER),
+        ]
+    )
     db.session.commit()
     result = runner.invoke(args=["person", "pin", "0471 00 00 01", "--pin", "5831"])
     assert result.exit_code == 0, result.output
@@ -166,10 +173,18 @@ def test_demo_if_empty_leaves_a_real_database_alone(runner, make_plp):
 
 def test_demo_refuses_twilio(tmp_path, database_url, redis_url):
     """The demo's fictitious numbers are never loaded when calls would go out through Twilio."""
-    app = create_app(app_config(
-        tmp_path, database_url, redis_url, PHONE_PROVIDER="twilio",
-        TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN="token",
-        TWILIO_FROM_NUMBER="+3225112233", PUBLIC_BASE_URL="https://plp.example.be"))
+    app = create_app(
+        app_config(
+            tmp_path,
+            database_url,
+            redis_url,
+            PHONE_PROVIDER="twilio",
+            TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+            TWILIO_AUTH_TOKEN="token",
+            TWILIO_FROM_NUMBER="+3225112233",
+            PUBLIC_BASE_URL="https://plp.example.be",
+        )
+    )
     with app.app_context():
         db.create_all()
         result = app.test_cli_runner().invoke(args=["demo"])

@@ -352,8 +352,7 @@ def test_exhausted_alert_is_not_confirmable_once_expired(world, alert):
     close_alert(alert, CloseReason.EXHAUSTED)
     db.session.commit()
     with pytest.raises(AlertError, match="is over"):
-        confirm(alert, world.member_a, AckChannel.SMS,
-                now=alert.expires_at + timedelta(seconds=1))
+        confirm(alert, world.member_a, AckChannel.SMS, now=alert.expires_at + timedelta(seconds=1))
     assert acknowledgements(alert) == []
 
 

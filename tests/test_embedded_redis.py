@@ -19,9 +19,15 @@ START_IN_CHILD = (
 
 def test_processes_starting_together_share_one_server(tmp_path):
     """Four processes asking at once get one server: the same socket and one pid."""
+
     def start(_):
-        return subprocess.run([sys.executable, "-c", START_IN_CHILD, str(tmp_path)],
-                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-c", START_IN_CHILD, str(tmp_path)],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(start, range(4)))
@@ -31,7 +37,8 @@ def test_processes_starting_together_share_one_server(tmp_path):
         assert {r.stdout.strip() for r in results} == {server.url}
         client = redis.Redis(unix_socket_path=str(server.socket))
         assert client.info("server")["process_id"] == int(
-            (tmp_path / "redis" / "redis.pid").read_text())
+            (tmp_path / "redis" / "redis.pid").read_text()
+        )
         client.close()
     finally:
         assert server.stop()

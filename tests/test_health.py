@@ -57,8 +57,9 @@ def test_database_down(tmp_path, redis_url, redis_conn):
 
 def test_redis_down(tmp_path):
     """An unreachable Redis gives 503 naming Redis, with the error."""
-    app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}",
-                                "redis://127.0.0.1:1/0"))
+    app = create_app(
+        app_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", "redis://127.0.0.1:1/0")
+    )
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     body = response.get_json()

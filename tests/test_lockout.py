@@ -63,9 +63,7 @@ def test_after_the_lock_ends_the_count_starts_again():
 # --- through the database ------------------------------------------------------------------------
 
 
-def test_wrong_pins_count_down_then_lock_and_a_right_pin_is_refused_while_locked(
-    app, make_person
-):
+def test_wrong_pins_count_down_then_lock_and_a_right_pin_is_refused_while_locked(app, make_person):
     """Both channels share one count; the lock is audited once; the right PIN waits it out."""
     person = make_person(pin_hash=hash_pin("4829"))
     phone = person.phone

@@ -13,15 +13,31 @@ from core.extensions import db
 from tests.support import FLASK, subprocess_env
 
 TABLES = {
-    "zone", "partnership", "person", "membership", "officer", "alert", "alert_target",
-    "alert_transition", "recording", "delivery", "acknowledgement", "audit_event",
-    "inbound_webhook", "pin_failure", "alembic_version",
+    "zone",
+    "partnership",
+    "person",
+    "membership",
+    "officer",
+    "alert",
+    "alert_target",
+    "alert_transition",
+    "recording",
+    "delivery",
+    "acknowledgement",
+    "audit_event",
+    "inbound_webhook",
+    "pin_failure",
+    "alembic_version",
 }
 
 
 def _flask(database_url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*FLASK, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        [*FLASK, *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=subprocess_env(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0"),
     )
 

@@ -33,8 +33,13 @@ def alert(make_plp, make_person):
     """An urgent alert for one PLP, raised by its author."""
     plp = make_plp()
     author = make_person("Officer")
-    item = Alert(reference="K7Q2", origin=AlertOrigin.SMS, author=author, text="Cambriolage",
-                 expires_at=datetime.now(UTC) + timedelta(hours=2))
+    item = Alert(
+        reference="K7Q2",
+        origin=AlertOrigin.SMS,
+        author=author,
+        text="Cambriolage",
+        expires_at=datetime.now(UTC) + timedelta(hours=2),
+    )
     item.targets.append(AlertTarget(partnership=plp))
     db.session.add(item)
     db.session.commit()
@@ -63,11 +68,9 @@ def test_naive_timestamps_are_refused(alert):
 def test_one_acknowledgement_per_alert_and_person(alert, make_person):
     """A second confirmation of the same alert by the same person violates the constraint."""
     member = make_person("Member")
-    db.session.add(Acknowledgement(alert_id=alert.id, person_id=member.id,
-                                   channel=AckChannel.SMS))
+    db.session.add(Acknowledgement(alert_id=alert.id, person_id=member.id, channel=AckChannel.SMS))
     db.session.commit()
-    db.session.add(Acknowledgement(alert_id=alert.id, person_id=member.id,
-                                   channel=AckChannel.CALL))
+    db.session.add(Acknowledgement(alert_id=alert.id, person_id=member.id, channel=AckChannel.CALL))
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
@@ -77,11 +80,27 @@ def test_one_delivery_per_step_and_attempt(alert, make_person):
     """The same cascade step and attempt cannot be planned twice for a member."""
     member = make_person("Member")
     due = datetime.now(UTC)
-    db.session.add(Delivery(alert_id=alert.id, person_id=member.id, channel=Channel.CALL,
-                            step=1, attempt=1, due_at=due))
+    db.session.add(
+        Delivery(
+            alert_id=alert.id,
+            person_id=member.id,
+            channel=Channel.CALL,
+            step=1,
+            attempt=1,
+            due_at=due,
+        )
+    )
     db.session.commit()
-    db.session.add(Delivery(alert_id=alert.id, person_id=member.id, channel=Channel.CALL,
-                            step=1, attempt=1, due_at=due))
+    db.session.add(
+        Delivery(
+            alert_id=alert.id,
+            person_id=member.id,
+            channel=Channel.CALL,
+            step=1,
+            attempt=1,
+            due_at=due,
+        )
+    )
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
@@ -113,8 +132,15 @@ def test_one_membership_per_person_and_plp(make_plp, make_person):
 
 def test_enum_values_are_validated(alert):
     """An unknown enum string is refused before it reaches the database."""
-    db.session.add(Delivery(alert_id=alert.id, person_id=alert.author_id, channel="fax",
-                            step=0, due_at=datetime.now(UTC)))
+    db.session.add(
+        Delivery(
+            alert_id=alert.id,
+            person_id=alert.author_id,
+            channel="fax",
+            step=0,
+            due_at=datetime.now(UTC),
+        )
+    )
     with pytest.raises(StatementError, match="fax"):
         db.session.commit()
     db.session.rollback()
@@ -124,8 +150,12 @@ def test_enum_values_are_validated(alert):
 def test_charter_round_trips_through_json(make_plp):
     """A custom charter is stored as JSON and read back equal; unknown keys are ignored."""
     plp = make_plp()
-    custom = Charter(urgent_steps=(CascadeStep(0, "call"), CascadeStep(5, "email")),
-                     auto_release_after_minutes=20, quiet_hours=None, retention_days=30)
+    custom = Charter(
+        urgent_steps=(CascadeStep(0, "call"), CascadeStep(5, "email")),
+        auto_release_after_minutes=20,
+        quiet_hours=None,
+        retention_days=30,
+    )
     plp.charter = custom
     db.session.commit()
     db.session.expire_all()
@@ -138,7 +168,12 @@ def test_default_charter_is_the_urgent_cascade():
     """The default urgent cascade: SMS and call at once, calls at 3 and 8 minutes, e-mail at 15."""
     steps = Charter().urgent_steps
     assert [(s.after_minutes, s.channel, s.phone) for s in steps] == [
-        (0, "sms", 1), (0, "call", 1), (3, "call", 2), (8, "call", 1), (15, "email", 1)]
+        (0, "sms", 1),
+        (0, "call", 1),
+        (3, "call", 2),
+        (8, "call", 1),
+        (15, "email", 1),
+    ]
     assert Charter.from_json(None) == Charter()
 
 

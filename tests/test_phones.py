@@ -159,4 +159,5 @@ def test_extension_is_refused():
     with pytest.raises(PhoneNumberError) as excinfo:
         parse_phone("0470 12 34 56 ext 12")
     assert str(excinfo.value) == (
-        "'0470 12 34 56 ext 12' has an extension, which an automated call cannot dial")
+        "'0470 12 34 56 ext 12' has an extension, which an automated call cannot dial"
+    )

@@ -21,8 +21,11 @@ def test_every_language_has_every_key():
 def test_placeholders_agree_across_languages(key):
     """Every language's text for a key takes exactly the French text's placeholders."""
     expected = placeholders(CATALOG["fr"][key])
-    differing = {lang: sorted(placeholders(CATALOG[lang][key])) for lang in LANGUAGES
-                 if placeholders(CATALOG[lang][key]) != expected}
+    differing = {
+        lang: sorted(placeholders(CATALOG[lang][key]))
+        for lang in LANGUAGES
+        if placeholders(CATALOG[lang][key]) != expected
+    }
     assert differing == {}
 
 

@@ -585,18 +585,28 @@ def test_blank_role_keeps_an_existing_role(runner, make_plp, tmp_path):
     """Re-importing a sheet without the role column keeps a coordinator a coordinator."""
     make_plp("PLP-PARC")
     path = tmp_path / "roster.csv"
-    write_roster(path, [["name", "phone", "role"], ["Anne Peeters", "0470 12 34 56",
-                                                    "coordinator"]])
+    write_roster(
+        path, [["name", "phone", "role"], ["Anne Peeters", "0470 12 34 56", "coordinator"]]
+    )
     assert import_file(runner, path).exit_code == 0
-    write_roster(path, [["name", "phone", "role"], ["Anne Peeters", "0470 12 34 56", ""],
-                        ["Bruno Maes", "0471 12 34 56", ""]])
+    write_roster(
+        path,
+        [
+            ["name", "phone", "role"],
+            ["Anne Peeters", "0470 12 34 56", ""],
+            ["Bruno Maes", "0471 12 34 56", ""],
+        ],
+    )
     result = import_file(runner, path)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == (
         "PLP-PARC: 2 rows; 1 new people, 0 existing people joined, 0 updated, "
-        "0 role changes, 1 unchanged")
-    assert memberships() == {("+32470123456", "PLP-PARC", "coordinator"),
-                             ("+32471123456", "PLP-PARC", "member")}
+        "0 role changes, 1 unchanged"
+    )
+    assert memberships() == {
+        ("+32470123456", "PLP-PARC", "coordinator"),
+        ("+32471123456", "PLP-PARC", "member"),
+    }
 
 
 def test_known_person_joining_gets_a_consent_time(runner, make_plp, make_person, tmp_path):
@@ -604,8 +614,9 @@ def test_known_person_joining_gets_a_consent_time(runner, make_plp, make_person,
     make_plp("PLP-PARC")
     make_person("Agent Peeters", phone="+32470123456")
     assert person("+32470123456").consent_at is None
-    path = write_roster(tmp_path / "roster.csv", [["name", "phone"],
-                                                  ["Agent Peeters", "0470 12 34 56"]])
+    path = write_roster(
+        tmp_path / "roster.csv", [["name", "phone"], ["Agent Peeters", "0470 12 34 56"]]
+    )
     result = import_file(runner, path)
     assert result.exit_code == 0, result.output
     assert person("+32470123456").consent_at is not None
@@ -614,8 +625,13 @@ def test_known_person_joining_gets_a_consent_time(runner, make_plp, make_person,
 
 def test_email_addresses_are_ascii_for_smtp():
     """An accented local part is refused; an accented domain is stored in its IDNA form."""
-    data = csv_bytes([["name", "phone", "email"], ["Anne", "0470 12 34 56", "anne@exämple.be"],
-                      ["André", "0471 12 34 56", "andré@example.be"]])
+    data = csv_bytes(
+        [
+            ["name", "phone", "email"],
+            ["Anne", "0470 12 34 56", "anne@exämple.be"],
+            ["André", "0471 12 34 56", "andré@example.be"],
+        ]
+    )
     with pytest.raises(RosterError) as excinfo:
         read_roster(data)
     assert [(p.row, p.column) for p in excinfo.value.problems] == [(3, "email")]

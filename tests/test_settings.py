@@ -44,8 +44,13 @@ def test_secret_key_is_generated_once_and_private(tmp_path):
 
 def test_twilio_is_chosen_when_credentials_are_set(tmp_path):
     """Credentials select the Twilio provider; several tokens are kept for rotation."""
-    s = settings(tmp_path, TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN="new, old",
-                 TWILIO_FROM_NUMBER="02 511 22 33", PUBLIC_BASE_URL="https://plp.example.be/")
+    s = settings(
+        tmp_path,
+        TWILIO_ACCOUNT_SID=SID,
+        TWILIO_AUTH_TOKEN="new, old",
+        TWILIO_FROM_NUMBER="02 511 22 33",
+        PUBLIC_BASE_URL="https://plp.example.be/",
+    )
     assert s.phone_provider == "twilio"
     assert s.twilio_auth_tokens == ("new", "old")
     assert s.twilio_from_number == "+3225112233"
@@ -58,8 +63,14 @@ def test_twilio_is_chosen_when_credentials_are_set(tmp_path):
         ({"PHONE_PROVIDER": "twilio"}, "TWILIO_ACCOUNT_SID"),
         ({"PHONE_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": SID}, "TWILIO_AUTH_TOKEN"),
         ({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM_NUMBER"),
-        ({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "t",
-          "TWILIO_FROM_NUMBER": "+3225112233"}, "PUBLIC_BASE_URL"),
+        (
+            {
+                "TWILIO_ACCOUNT_SID": SID,
+                "TWILIO_AUTH_TOKEN": "t",
+                "TWILIO_FROM_NUMBER": "+3225112233",
+            },
+            "PUBLIC_BASE_URL",
+        ),
         ({"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_ACCOUNT_SID"),
         ({"TWILIO_MESSAGING_SERVICE_SID": "MG1"}, "TWILIO_MESSAGING_SERVICE_SID"),
         ({"TWILIO_FROM_NUMBER": "12"}, "TWILIO_FROM_NUMBER"),
@@ -107,10 +118,14 @@ def test_relative_sqlite_path_is_relative_to_the_project(tmp_path):
     ("url", "expected"),
     [
         ("smtp://relay.example.be", ("relay.example.be", 25, None, None, False, None)),
-        ("smtp://u%40x:p%3Aw@relay.example.be:587?starttls=1",
-         ("relay.example.be", 587, "u@x", "p:w", False, True)),
-        ("smtp://relay.example.be:25?starttls=false",
-         ("relay.example.be", 25, None, None, False, False)),
+        (
+            "smtp://u%40x:p%3Aw@relay.example.be:587?starttls=1",
+            ("relay.example.be", 587, "u@x", "p:w", False, True),
+        ),
+        (
+            "smtp://relay.example.be:25?starttls=false",
+            ("relay.example.be", 25, None, None, False, False),
+        ),
         ("smtps://u:p@relay.example.be", ("relay.example.be", 465, "u", "p", True, False)),
     ],
 )
@@ -122,8 +137,9 @@ def test_smtp_url_is_parsed(tmp_path, url, expected):
 
 def test_rates_and_engines_are_parsed(tmp_path):
     """Carrier limits accept decimals; TTS engines keep their order and ignore case and spaces."""
-    s = settings(tmp_path, CALLS_PER_SECOND="2.5", SMS_PER_SECOND="10",
-                 TTS_ENGINES=" ESPEAK , say ")
+    s = settings(
+        tmp_path, CALLS_PER_SECOND="2.5", SMS_PER_SECOND="10", TTS_ENGINES=" ESPEAK , say "
+    )
     assert (s.calls_per_second, s.sms_per_second) == (2.5, 10.0)
     assert s.tts_engines == ("espeak", "say")
 

@@ -82,16 +82,29 @@ def recording_sid() -> str:
 
 def outbound_call(to: str, status: str = "in-progress", **fields) -> dict:
     """Store an outbound call to `to` as the carrier records one; return its record."""
-    record = {"sid": call_sid(), "direction": "outbound-api", "from": SIMULATED_PLP, "to": to,
-              "status": status, "started_at": "2025-01-01T20:00:00Z", **fields}
+    record = {
+        "sid": call_sid(),
+        "direction": "outbound-api",
+        "from": SIMULATED_PLP,
+        "to": to,
+        "status": status,
+        "started_at": "2025-01-01T20:00:00Z",
+        **fields,
+    }
     store.save_call(record)
     return record
 
 
 def inbound_message(from_: str, body: str = "1") -> dict:
     """Store an SMS from `from_` to the PLP number; return its record."""
-    record = {"sid": message_sid(), "direction": "inbound", "from": from_, "to": SIMULATED_PLP,
-              "body": body, "status": "received"}
+    record = {
+        "sid": message_sid(),
+        "direction": "inbound",
+        "from": from_,
+        "to": SIMULATED_PLP,
+        "body": body,
+        "status": "received",
+    }
     store.add_message(record)
     return record
 
@@ -100,15 +113,18 @@ def inbound_message(from_: str, body: str = "1") -> dict:
 def roster(make_plp, make_person):
     """A PLP with a coordinator (two numbers), a member on a landline, and an officer."""
     plp = make_plp("PLP-PARC")
-    coordinator = make_person("Claire Janssens", "+32470990002", phone2="+32471990002",
-                              phone2_type=PhoneType.MOBILE)
+    coordinator = make_person(
+        "Claire Janssens", "+32470990002", phone2="+32471990002", phone2_type=PhoneType.MOBILE
+    )
     member = make_person("Pierre Dupont", "+3225110107", phone_type=PhoneType.FIXED)
     officer = make_person("Marc Dubois", "+32470990001")
-    db.session.add_all([
-        Membership(person_id=coordinator.id, partnership_id=plp.id, role=Role.COORDINATOR),
-        Membership(person_id=member.id, partnership_id=plp.id, role=Role.MEMBER),
-        Officer(person_id=officer.id, zone_id=plp.zone_id),
-    ])
+    db.session.add_all(
+        [
+            Membership(person_id=coordinator.id, partnership_id=plp.id, role=Role.COORDINATOR),
+            Membership(person_id=member.id, partnership_id=plp.id, role=Role.MEMBER),
+            Officer(person_id=officer.id, zone_id=plp.zone_id),
+        ]
+    )
     db.session.commit()
     return {"coordinator": coordinator, "member": member, "officer": officer, "plp": plp}
 
@@ -189,8 +205,10 @@ def test_behaviour_kinds_are_the_peoples_kinds():
 def test_state_returns_the_snapshot_with_the_roster(client, roster):
     """The state holds every phone with its behaviour, calls (with events) and messages."""
     call = outbound_call("+32470990002")
-    store.add_call_event(call["sid"], {"kind": "said", "text": "Alerte", "voice": "Polly.Lea",
-                                       "language": "fr-FR", "loop": 1})
+    store.add_call_event(
+        call["sid"],
+        {"kind": "said", "text": "Alerte", "voice": "Polly.Lea", "language": "fr-FR", "loop": 1},
+    )
     inbound_message("+32470990002", "1")
 
     response = client.get("/simulator/state")
@@ -251,15 +269,21 @@ def test_set_behaviour_stores_it(client, roster):
     number = "+32470990002"
     mixed = people.mixed_behaviour(number)
 
-    response = post(client, "/behaviour", {"number": number, "kind": "interactive",
-                                           "keys": "1234 1"})
+    response = post(
+        client, "/behaviour", {"number": number, "kind": "interactive", "keys": "1234 1"}
+    )
 
     assert response.status_code == 200
     assert store.get_behaviour(number) == Behaviour(
-        "interactive", answer_after=mixed.answer_after, keys=("1234", "1"),
-        sms_reply=mixed.sms_reply, reply_after=mixed.reply_after)
-    phone = next(p for p in client.get("/simulator/state").get_json()["phones"]
-                 if p["number"] == number)
+        "interactive",
+        answer_after=mixed.answer_after,
+        keys=("1234", "1"),
+        sms_reply=mixed.sms_reply,
+        reply_after=mixed.reply_after,
+    )
+    phone = next(
+        p for p in client.get("/simulator/state").get_json()["phones"] if p["number"] == number
+    )
     assert phone["behaviour"]["kind"] == "interactive"
     assert phone["behaviour"]["explicit"] is True
 
@@ -274,16 +298,19 @@ def test_set_behaviour_sets_and_clears_the_sms_reply(client):
     assert store.get_behaviour(number).sms_reply is None
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    ({"number": "+32470990002", "kind": "sings"}, "kind"),
-    ({"number": "0470990002", "kind": "busy"}, "number"),
-    ({"number": 32470990002, "kind": "busy"}, "number"),
-    ({"number": "+32470990002", "kind": "busy", "keys": "1a"}, "keys"),
-    ({"number": "+32470990002", "kind": "busy", "keys": 1}, "keys"),
-    ({"number": "+32470990002", "kind": "busy", "sms_reply": "   "}, "sms_reply"),
-    ({"number": "+32470990002", "kind": "busy", "sms_reply": 5}, "sms_reply"),
-    (["+32470990002", "busy"], "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"number": "+32470990002", "kind": "sings"}, "kind"),
+        ({"number": "0470990002", "kind": "busy"}, "number"),
+        ({"number": 32470990002, "kind": "busy"}, "number"),
+        ({"number": "+32470990002", "kind": "busy", "keys": "1a"}, "keys"),
+        ({"number": "+32470990002", "kind": "busy", "keys": 1}, "keys"),
+        ({"number": "+32470990002", "kind": "busy", "sms_reply": "   "}, "sms_reply"),
+        ({"number": "+32470990002", "kind": "busy", "sms_reply": 5}, "sms_reply"),
+        (["+32470990002", "busy"], "JSON object"),
+    ],
+)
 def test_set_behaviour_refuses_bad_input(client, data, reason):
     """A bad behaviour is refused with 400 naming the problem, and nothing is stored."""
     response = post(client, "/behaviour", data)
@@ -295,9 +322,11 @@ def test_set_behaviour_refuses_bad_input(client, data, reason):
 
 def test_set_behaviour_refuses_a_form_post(client):
     """Actions take JSON only: a plain form post (what a cross-site form sends) is refused."""
-    response = client.post("/simulator/behaviour", data={"number": "+32470990002",
-                                                         "kind": "busy"},
-                           headers={"Origin": ORIGIN})
+    response = client.post(
+        "/simulator/behaviour",
+        data={"number": "+32470990002", "kind": "busy"},
+        headers={"Origin": ORIGIN},
+    )
 
     assert response.status_code == 400
     assert store.get_behaviour("+32470990002") is None
@@ -331,14 +360,17 @@ def test_press_keys_on_an_unknown_call_is_refused(client):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    ({"call_sid": "CA123", "digits": "1"}, "call_sid"),
-    ({"call_sid": "SM" + "a" * 32, "digits": "1"}, "call_sid"),
-    ({"digits": "1"}, "call_sid"),
-    ({"call_sid": "CA" + "a" * 32, "digits": ""}, "digits"),
-    ({"call_sid": "CA" + "a" * 32, "digits": "1x"}, "digits"),
-    ({"call_sid": "CA" + "a" * 32, "digits": "1" * 33}, "digits"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"call_sid": "CA123", "digits": "1"}, "call_sid"),
+        ({"call_sid": "SM" + "a" * 32, "digits": "1"}, "call_sid"),
+        ({"digits": "1"}, "call_sid"),
+        ({"call_sid": "CA" + "a" * 32, "digits": ""}, "digits"),
+        ({"call_sid": "CA" + "a" * 32, "digits": "1x"}, "digits"),
+        ({"call_sid": "CA" + "a" * 32, "digits": "1" * 33}, "digits"),
+    ],
+)
 def test_press_keys_refuses_bad_input(client, data, reason):
     """Malformed keys or call SIDs are refused with 400 naming the field."""
     response = post(client, "/keys", data)
@@ -367,8 +399,9 @@ def carrier_calls(monkeypatch):
 
 def test_send_sms_hands_it_to_the_carrier(client, carrier_calls):
     """Texting the PLP number as any number goes through the carrier's inbound SMS."""
-    response = post(client, "/sms", {"from": "+32470990001",
-                                     "body": "ALERTE 4829 DEMO Cambriolage"})
+    response = post(
+        client, "/sms", {"from": "+32470990001", "body": "ALERTE 4829 DEMO Cambriolage"}
+    )
 
     assert response.status_code == 202
     assert carrier_calls == [("sms", "+32470990001", "ALERTE 4829 DEMO Cambriolage")]
@@ -386,16 +419,19 @@ def test_call_plp_hands_it_to_the_carrier(client, carrier_calls):
     assert re.fullmatch(r"CA[0-9a-f]{32}", response.get_json()["call_sid"])
 
 
-@pytest.mark.parametrize(("path", "data", "reason"), [
-    ("/sms", {"from": "+32470990002", "body": ""}, "body"),
-    ("/sms", {"from": "+32470990002", "body": "   "}, "body"),
-    ("/sms", {"from": "+32470990002", "body": "x" * 1601}, "body"),
-    ("/sms", {"from": "+32470990002"}, "body"),
-    ("/sms", {"from": "not a number", "body": "1"}, "from"),
-    ("/sms", {"from": SIMULATED_PLP, "body": "1"}, "PLP number itself"),
-    ("/call", {}, "from"),
-    ("/call", {"from": SIMULATED_PLP}, "PLP number itself"),
-])
+@pytest.mark.parametrize(
+    ("path", "data", "reason"),
+    [
+        ("/sms", {"from": "+32470990002", "body": ""}, "body"),
+        ("/sms", {"from": "+32470990002", "body": "   "}, "body"),
+        ("/sms", {"from": "+32470990002", "body": "x" * 1601}, "body"),
+        ("/sms", {"from": "+32470990002"}, "body"),
+        ("/sms", {"from": "not a number", "body": "1"}, "from"),
+        ("/sms", {"from": SIMULATED_PLP, "body": "1"}, "PLP number itself"),
+        ("/call", {}, "from"),
+        ("/call", {"from": SIMULATED_PLP}, "PLP number itself"),
+    ],
+)
 def test_inbound_actions_refuse_bad_input(client, carrier_calls, path, data, reason):
     """A bad SMS or call request is refused with 400 and never reaches the carrier."""
     response = post(client, path, data)
@@ -458,11 +494,17 @@ def test_send_sms_reaches_the_app_through_the_real_carrier(app, client, plp_webh
     carry_everything(app)
 
     [form] = plp_webhooks["sms"]
-    assert (form["From"], form["To"], form["Body"]) == ("+32470990001", SIMULATED_PLP,
-                                                       "STATUT T001")
+    assert (form["From"], form["To"], form["Body"]) == (
+        "+32470990001",
+        SIMULATED_PLP,
+        "STATUT T001",
+    )
     assert form["MessageSid"] == response.get_json()["sid"]
-    phone = next(p for p in client.get("/simulator/state").get_json()["phones"]
-                 if p["number"] == "+32470990001")
+    phone = next(
+        p
+        for p in client.get("/simulator/state").get_json()["phones"]
+        if p["number"] == "+32470990001"
+    )
     assert [m["direction"] for m in phone["messages"]] == ["inbound", "outbound"]
     assert phone["messages"][0]["status"] == "received"
     reply = phone["messages"][1]["body"]
@@ -488,26 +530,34 @@ def test_call_plp_and_press_keys_through_the_real_carrier(client, plp_webhooks, 
     db.session.expire_all()
     [ack] = db.session.scalars(select(Acknowledgement)).all()
     assert (ack.alert_id, ack.person_id, ack.channel) == (
-        alert.id, member.id, AckChannel.INBOUND_CALL)
+        alert.id,
+        member.id,
+        AckChannel.INBOUND_CALL,
+    )
     assert post(client, "/keys", {"call_sid": sid, "digits": "1"}).status_code == 409
 
 
 # --- Same origin -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "http://evil.example"},
-    {"Origin": "null"},
-    {"Origin": "http://localhost.evil.example"},
-    {"Referer": "http://evil.example/simulator"},
-    {},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost.evil.example"},
+        {"Referer": "http://evil.example/simulator"},
+        {},
+    ],
+)
 def test_cross_origin_actions_are_refused(client, carrier_calls, headers):
     """An action without this site's Origin (or Referer) is refused with 403, changing nothing."""
     number = "+32470990002"
-    for path, data in (("/behaviour", {"number": number, "kind": "busy"}),
-                       ("/sms", {"from": number, "body": "STOP"}),
-                       ("/call", {"from": number})):
+    for path, data in (
+        ("/behaviour", {"number": number, "kind": "busy"}),
+        ("/sms", {"from": number, "body": "STOP"}),
+        ("/call", {"from": number}),
+    ):
         response = post(client, path, data, origin=None, **headers)
         assert response.status_code == 403
         assert "Cross-origin" in response.get_json()["error"]
@@ -517,8 +567,13 @@ def test_cross_origin_actions_are_refused(client, carrier_calls, headers):
 
 def test_same_origin_referer_is_accepted(client):
     """Without an Origin header, a Referer from this site is enough."""
-    response = post(client, "/behaviour", {"number": "+32470990002", "kind": "busy"},
-                    origin=None, Referer=f"{ORIGIN}/simulator")
+    response = post(
+        client,
+        "/behaviour",
+        {"number": "+32470990002", "kind": "busy"},
+        origin=None,
+        Referer=f"{ORIGIN}/simulator",
+    )
 
     assert response.status_code == 200
     assert store.get_behaviour("+32470990002").kind == "busy"
@@ -527,8 +582,12 @@ def test_same_origin_referer_is_accepted(client):
 @pytest.mark.app_settings(PUBLIC_BASE_URL="https://plp.example.be")
 def test_public_base_url_origin_is_accepted(client):
     """Behind a proxy or tunnel, the public URL's origin counts as this site."""
-    response = post(client, "/behaviour", {"number": "+32470990002", "kind": "busy"},
-                    origin="https://plp.example.be")
+    response = post(
+        client,
+        "/behaviour",
+        {"number": "+32470990002", "kind": "busy"},
+        origin="https://plp.example.be",
+    )
 
     assert response.status_code == 200
 
@@ -558,18 +617,21 @@ def test_recordings_are_served(client, recording, suffix):
         assert response.data == content
 
 
-@pytest.mark.parametrize("name", [
-    "RE" + "0" * 32 + ".wav",  # well formed, but no such file
-    "RE" + "A" * 32 + ".wav",
-    "RE" + "0" * 31 + ".wav",
-    "CA" + "0" * 32 + ".wav",
-    "{sid}.mp3",
-    "{sid}.wav.wav",
-    "..%2Fsecret_key",
-    "%2e%2e%2f%2e%2e%2fsecret_key",
-    "..%2F..%2Fsecret_key",
-    "{sid}.wav%2F..%2F..%2F..%2Fsecret_key",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RE" + "0" * 32 + ".wav",  # well formed, but no such file
+        "RE" + "A" * 32 + ".wav",
+        "RE" + "0" * 31 + ".wav",
+        "CA" + "0" * 32 + ".wav",
+        "{sid}.mp3",
+        "{sid}.wav.wav",
+        "..%2Fsecret_key",
+        "%2e%2e%2f%2e%2e%2fsecret_key",
+        "..%2F..%2Fsecret_key",
+        "{sid}.wav%2F..%2F..%2F..%2Fsecret_key",
+    ],
+)
 def test_recordings_refuse_anything_but_a_recording_sid(client, recording, name):
     """Only RE + 32 hex (+ .wav) names an existing file: anything else, traversal included, 404."""
     sid, _content = recording
@@ -589,6 +651,10 @@ def test_page_does_not_exist_with_twilio(app, client):
     assert "simulator" not in app.blueprints
     assert client.get("/simulator").status_code == 404
     assert client.get("/simulator/state").status_code == 404
-    response = post(client, "/behaviour", {"number": "+32470990002", "kind": "busy"},
-                    origin="https://plp.example.be")
+    response = post(
+        client,
+        "/behaviour",
+        {"number": "+32470990002", "kind": "busy"},
+        origin="https://plp.example.be",
+    )
     assert response.status_code == 404

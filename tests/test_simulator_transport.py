@@ -42,16 +42,23 @@ def signed_twiml_blueprint(confirmations: list[dict]) -> Blueprint:
     @bp.post("/answer")
     @twilio_signed
     def answer():
-        return ('<?xml version="1.0" encoding="UTF-8"?><Response>'
-                '<Gather numDigits="1" action="confirm?lang=fr"><Say>Appuyez sur 1</Say></Gather>'
-                "</Response>", 200, {"Content-Type": "text/xml"})
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><Response>'
+            '<Gather numDigits="1" action="confirm?lang=fr"><Say>Appuyez sur 1</Say></Gather>'
+            "</Response>",
+            200,
+            {"Content-Type": "text/xml"},
+        )
 
     @bp.post("/confirm")
     @twilio_signed
     def confirm():
         confirmations.append({**request.form, "lang": request.args["lang"]})
-        return ('<?xml version="1.0" encoding="UTF-8"?><Response><Say>Merci</Say><Hangup/>'
-                "</Response>", 200, {"Content-Type": "text/xml"})
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Merci</Say><Hangup/></Response>',
+            200,
+            {"Content-Type": "text/xml"},
+        )
 
     @bp.route("/moved", methods=["GET", "POST"])
     def moved():
@@ -62,8 +69,13 @@ def signed_twiml_blueprint(confirmations: list[dict]) -> Blueprint:
 
 def call_context(to: str) -> CallContext:
     """Return the context of an outbound call from the PLP to `to`."""
-    return CallContext(sid="CA" + uuid.uuid4().hex, account_sid=SIMULATOR_ACCOUNT_SID,
-                       from_=PLP_NUMBER, to=to, direction="outbound-api")
+    return CallContext(
+        sid="CA" + uuid.uuid4().hex,
+        account_sid=SIMULATOR_ACCOUNT_SID,
+        from_=PLP_NUMBER,
+        to=to,
+        direction="outbound-api",
+    )
 
 
 # --- In process: WsgiTransport on the real app ------------------------------------------------
@@ -75,7 +87,8 @@ def test_wsgi_transport_signature_is_accepted_by_the_app(app, make_delivery):
     settings = app.extensions["settings"]
     response = WsgiTransport(app).post(
         settings.public_base_url + "/ivr/status",
-        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address))
+        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address),
+    )
     assert response.status == 204
     assert snapshot(delivery)["status"] == DeliveryStatus.RINGING
 
@@ -87,7 +100,8 @@ def test_wsgi_transport_with_a_wrong_token_is_refused(app, make_delivery):
     settings = app.extensions["settings"]
     response = WsgiTransport(app, token="not-the-app-token").post(
         settings.public_base_url + "/ivr/status",
-        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address))
+        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address),
+    )
     assert response.status == 403
     assert response.mimetype == "text/plain"
     assert snapshot(delivery) == before
@@ -99,12 +113,12 @@ def test_wsgi_transport_runs_a_signed_call_on_the_app(app):
     app.register_blueprint(signed_twiml_blueprint(confirmations))
     base_url = app.extensions["settings"].public_base_url
     ctx = call_context("+32470123456")
-    outcome = run_call(ctx, base_url + "/test-ivr/answer", WsgiTransport(app), PressOne(),
-                       InstantClock())
+    outcome = run_call(
+        ctx, base_url + "/test-ivr/answer", WsgiTransport(app), PressOne(), InstantClock()
+    )
     assert outcome.error is None
     assert Pressed("1") in outcome.events
-    assert [(c["Digits"], c["CallSid"], c["lang"]) for c in confirmations] == [
-        ("1", ctx.sid, "fr")]
+    assert [(c["Digits"], c["CallSid"], c["lang"]) for c in confirmations] == [("1", ctx.sid, "fr")]
 
 
 def test_wsgi_transport_maps_urls_under_a_base_with_a_path():
@@ -140,8 +154,9 @@ def served(app, tmp_path, database_url, redis_url):
 
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
-    served_app = create_app(app_config(tmp_path / "served", database_url, redis_url,
-                                       PUBLIC_BASE_URL=base_url))
+    served_app = create_app(
+        app_config(tmp_path / "served", database_url, redis_url, PUBLIC_BASE_URL=base_url)
+    )
     set_provider(served_app, FakeProvider())
     served_app.extensions["test_confirmations"] = confirmations = []
     served_app.register_blueprint(signed_twiml_blueprint(confirmations))
@@ -163,7 +178,8 @@ def test_http_transport_signature_is_accepted_by_the_served_app(served, make_del
     transport = HttpTransport(timeout=10, token=signing_token(settings))
     response = transport.post(
         settings.public_base_url + "/ivr/status",
-        call_status_form(delivery.provider_sid, "in-progress", to=delivery.to_address))
+        call_status_form(delivery.provider_sid, "in-progress", to=delivery.to_address),
+    )
     assert response.status == 204
     assert snapshot(delivery)["status"] == DeliveryStatus.IN_PROGRESS
 
@@ -175,7 +191,8 @@ def test_http_transport_with_a_wrong_token_is_refused(served, make_delivery):
     settings = served.extensions["settings"]
     response = HttpTransport(timeout=10, token="not-the-app-token").post(
         settings.public_base_url + "/ivr/status",
-        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address))
+        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address),
+    )
     assert response.status == 403
     assert b"Invalid or missing X-Twilio-Signature" in response.body
     assert snapshot(delivery) == before
@@ -189,7 +206,8 @@ def test_http_transport_takes_the_current_apps_token(served, make_delivery):
         transport = HttpTransport(timeout=10)
     response = transport.post(
         settings.public_base_url + "/ivr/status",
-        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address))
+        call_status_form(delivery.provider_sid, "ringing", to=delivery.to_address),
+    )
     assert response.status == 204
 
 
@@ -197,12 +215,17 @@ def test_http_transport_runs_a_signed_call_on_the_served_app(served):
     """Over HTTP, a call's answer URL and Gather action pass the real signature check."""
     settings = served.extensions["settings"]
     ctx = call_context("+32470123457")
-    outcome = run_call(ctx, settings.public_base_url + "/test-ivr/answer",
-                       HttpTransport(timeout=10, token=signing_token(settings)), PressOne(),
-                       InstantClock())
+    outcome = run_call(
+        ctx,
+        settings.public_base_url + "/test-ivr/answer",
+        HttpTransport(timeout=10, token=signing_token(settings)),
+        PressOne(),
+        InstantClock(),
+    )
     assert outcome.error is None
     assert [(c["Digits"], c["CallSid"]) for c in served.extensions["test_confirmations"]] == [
-        ("1", ctx.sid)]
+        ("1", ctx.sid)
+    ]
 
 
 def test_http_transport_answers_errors_and_does_not_follow_redirects(served):
@@ -217,9 +240,13 @@ def test_http_transport_answers_errors_and_does_not_follow_redirects(served):
 def test_interpreter_follows_a_redirect_over_http_signing_the_new_url(served):
     """A 307 from the app is followed by POST to the new URL, which the decorator accepts."""
     settings = served.extensions["settings"]
-    outcome = run_call(call_context("+32470123458"), settings.public_base_url + "/test-ivr/moved",
-                       HttpTransport(timeout=10, token=signing_token(settings)), PressOne(),
-                       InstantClock())
+    outcome = run_call(
+        call_context("+32470123458"),
+        settings.public_base_url + "/test-ivr/moved",
+        HttpTransport(timeout=10, token=signing_token(settings)),
+        PressOne(),
+        InstantClock(),
+    )
     assert outcome.error is None
     assert [c["Digits"] for c in served.extensions["test_confirmations"]] == ["1"]
 

@@ -134,12 +134,24 @@ def context(direction: str = "outbound-api", answered_by: str | None = None) -> 
     )
 
 
-def call(app: TwimlApp, person: Script | None = None, *, answer: str = "/answer",
-         ctx: CallContext | None = None, **options):
+def call(
+    app: TwimlApp,
+    person: Script | None = None,
+    *,
+    answer: str = "/answer",
+    ctx: CallContext | None = None,
+    **options,
+):
     """Run a call whose answer URL is `answer` on `app`; return its outcome."""
     transport = WsgiTransport(app.flask, base_url=BASE_URL, token=TOKEN)
-    return run_call(ctx or context(), BASE_URL + answer, transport, person or Script(),
-                    InstantClock(), **options)
+    return run_call(
+        ctx or context(),
+        BASE_URL + answer,
+        transport,
+        person or Script(),
+        InstantClock(),
+        **options,
+    )
 
 
 @pytest.fixture
@@ -159,9 +171,15 @@ def test_answer_request_carries_twilios_call_parameters_signed(phone_app):
     [seen] = phone_app.seen
     assert (seen.method, seen.signed) == ("POST", True)
     assert seen.params == {
-        "CallSid": ctx.sid, "AccountSid": SIMULATOR_ACCOUNT_SID, "From": PLP_NUMBER,
-        "To": MEMBER_NUMBER, "Caller": PLP_NUMBER, "Called": MEMBER_NUMBER,
-        "CallStatus": "in-progress", "Direction": "outbound-api", "ApiVersion": "2010-04-01",
+        "CallSid": ctx.sid,
+        "AccountSid": SIMULATOR_ACCOUNT_SID,
+        "From": PLP_NUMBER,
+        "To": MEMBER_NUMBER,
+        "Caller": PLP_NUMBER,
+        "Called": MEMBER_NUMBER,
+        "CallStatus": "in-progress",
+        "Direction": "outbound-api",
+        "ApiVersion": "2010-04-01",
         "AnsweredBy": "human",
     }
 
@@ -179,7 +197,9 @@ def test_inbound_call_is_ringing_at_first_request_then_in_progress(phone_app):
     phone_app.pages["/next"] = twiml("<Hangup/>")
     call(phone_app, ctx=context("inbound"))
     assert [(s.params["CallStatus"], s.params["Direction"]) for s in phone_app.seen] == [
-        ("ringing", "inbound"), ("in-progress", "inbound")]
+        ("ringing", "inbound"),
+        ("in-progress", "inbound"),
+    ]
 
 
 # --- Say, Play, Pause, Hangup ----------------------------------------------------------------
@@ -188,10 +208,13 @@ def test_inbound_call_is_ringing_at_first_request_then_in_progress(phone_app):
 def test_say_speaks_with_its_voice_and_language_then_the_call_completes(phone_app):
     """<Say> is recorded with voice, language, loop; speech takes words/2.5 s; the end hangs up."""
     phone_app.pages["/answer"] = twiml(
-        '<Say voice="Polly.Celine" language="fr-FR" loop="2">Alerte au quartier du parc</Say>')
+        '<Say voice="Polly.Celine" language="fr-FR" loop="2">Alerte au quartier du parc</Say>'
+    )
     outcome = call(phone_app)
-    assert outcome.events == [Said("Alerte au quartier du parc", "Polly.Celine", "fr-FR", 2),
-                              HungUp("carrier")]
+    assert outcome.events == [
+        Said("Alerte au quartier du parc", "Polly.Celine", "fr-FR", 2),
+        HungUp("carrier"),
+    ]
     assert outcome.error is None
     assert outcome.duration_seconds == pytest.approx(2 * 5 / 2.5)
 
@@ -199,7 +222,8 @@ def test_say_speaks_with_its_voice_and_language_then_the_call_completes(phone_ap
 def test_say_defaults_and_ssml_are_accepted(phone_app):
     """<Say> defaults to man/en-US/once; SSML tags inside it are spoken as their text."""
     phone_app.pages["/answer"] = twiml(
-        '<Say>Press <emphasis level="strong">one</emphasis><break time="1s"/> now</Say>')
+        '<Say>Press <emphasis level="strong">one</emphasis><break time="1s"/> now</Say>'
+    )
     outcome = call(phone_app)
     assert outcome.events[0] == Said("Press one now", "man", "en-US", 1)
 
@@ -227,7 +251,8 @@ def test_play_fetches_the_audio_and_lasts_its_length(phone_app):
     assert outcome.events == [Played(f"{BASE_URL}/audio/alert.wav", 3), HungUp("carrier")]
     assert outcome.duration_seconds == pytest.approx(6.0)
     assert [(s.method, s.path, s.signed) for s in phone_app.seen[1:]] == [
-        ("GET", "/audio/alert.wav", True)]
+        ("GET", "/audio/alert.wav", True)
+    ]
 
 
 def test_play_digits_plays_tones_without_a_url(phone_app):
@@ -264,9 +289,11 @@ def test_hangup_ends_the_call_before_later_verbs(phone_app):
 # --- Gather --------------------------------------------------------------------------------
 
 
-GATHER = ('<Gather numDigits="1" action="/confirm" timeout="7">'
-          '<Say language="fr-FR">Appuyez sur 1</Say><Pause length="2"/></Gather>'
-          "<Say>Rien reçu</Say>")
+GATHER = (
+    '<Gather numDigits="1" action="/confirm" timeout="7">'
+    '<Say language="fr-FR">Appuyez sur 1</Say><Pause length="2"/></Gather>'
+    "<Say>Rien reçu</Say>"
+)
 
 
 def test_gather_with_digits_posts_them_to_the_action(phone_app):
@@ -276,8 +303,13 @@ def test_gather_with_digits_posts_them_to_the_action(phone_app):
     person = Script(keys=["1"])
     ctx = context()
     outcome = call(phone_app, person, ctx=ctx)
-    assert outcome.events == [Said("Appuyez sur 1", "man", "fr-FR", 1), Paused(2), Pressed("1"),
-                              Said("Merci", "man", "en-US", 1), HungUp("carrier")]
+    assert outcome.events == [
+        Said("Appuyez sur 1", "man", "fr-FR", 1),
+        Paused(2),
+        Pressed("1"),
+        Said("Merci", "man", "en-US", 1),
+        HungUp("carrier"),
+    ]
     confirm = phone_app.seen[1]
     assert (confirm.method, confirm.path, confirm.signed) == ("POST", "/confirm", True)
     assert confirm.params["Digits"] == "1"
@@ -296,9 +328,13 @@ def test_gather_without_input_times_out_and_goes_on(phone_app):
     """No key: the Gather times out, no action request, the next verb runs."""
     phone_app.pages["/answer"] = twiml(GATHER)
     outcome = call(phone_app, Script())
-    assert outcome.events == [Said("Appuyez sur 1", "man", "fr-FR", 1), Paused(2),
-                              GatherTimedOut(), Said("Rien reçu", "man", "en-US", 1),
-                              HungUp("carrier")]
+    assert outcome.events == [
+        Said("Appuyez sur 1", "man", "fr-FR", 1),
+        Paused(2),
+        GatherTimedOut(),
+        Said("Rien reçu", "man", "en-US", 1),
+        HungUp("carrier"),
+    ]
     assert phone_app.paths() == ["/answer"]
     # 3 words, the pause, the 7 s timeout, 2 words
     assert outcome.duration_seconds == pytest.approx(3 / 2.5 + 2 + 7 + 2 / 2.5)
@@ -335,15 +371,19 @@ def test_gather_only_finish_key_is_empty_and_goes_on(phone_app):
     """Pressing only the finishing key is an empty result: the next verb runs."""
     phone_app.pages["/answer"] = twiml(GATHER.replace('numDigits="1" ', ""))
     outcome = call(phone_app, Script(keys=["#"]))
-    assert outcome.events[2:] == [Pressed("#"), Said("Rien reçu", "man", "en-US", 1),
-                                  HungUp("carrier")]
+    assert outcome.events[2:] == [
+        Pressed("#"),
+        Said("Rien reçu", "man", "en-US", 1),
+        HungUp("carrier"),
+    ]
     assert phone_app.paths() == ["/answer"]
 
 
 def test_gather_action_on_empty_result_posts_empty_digits(phone_app):
     """With actionOnEmptyResult, a timed-out Gather still requests its action, Digits empty."""
     phone_app.pages["/answer"] = twiml(
-        '<Gather actionOnEmptyResult="true" action="/empty"/><Say>Jamais</Say>')
+        '<Gather actionOnEmptyResult="true" action="/empty"/><Say>Jamais</Say>'
+    )
     phone_app.pages["/empty"] = twiml("<Hangup/>")
     outcome = call(phone_app, Script())
     assert outcome.events == [GatherTimedOut(), HungUp("app")]
@@ -364,11 +404,16 @@ def test_gather_default_action_is_the_current_document(phone_app):
     menu = twiml("<Gather numDigits='1'/>")
     phone_app.pages["/answer"] = twiml("<Redirect>/menu?step=1</Redirect>")
     phone_app.pages["/menu"] = lambda: (
-        twiml("<Hangup/>") if "Digits" in request.form else menu, 200,
-        {"Content-Type": "text/xml"})
+        twiml("<Hangup/>") if "Digits" in request.form else menu,
+        200,
+        {"Content-Type": "text/xml"},
+    )
     call(phone_app, Script(keys=["3"]))
     assert [(s.path, s.query) for s in phone_app.seen] == [
-        ("/answer", ""), ("/menu", "step=1"), ("/menu", "step=1")]
+        ("/answer", ""),
+        ("/menu", "step=1"),
+        ("/menu", "step=1"),
+    ]
     assert phone_app.seen[2].params["Digits"] == "3"
 
 
@@ -379,7 +424,11 @@ def test_gather_method_get_sends_parameters_in_the_query(phone_app):
     call(phone_app, Script(keys=["5"]))
     seen = phone_app.seen[1]
     assert (seen.method, seen.signed, seen.params["x"], seen.params["Digits"]) == (
-        "GET", True, "1", "5")
+        "GET",
+        True,
+        "1",
+        "5",
+    )
 
 
 def test_gather_speech_only_asks_no_keys(phone_app):
@@ -400,8 +449,10 @@ def test_gather_prompt_looping_forever_without_keys_ends_with_person_hanging_up(
 # --- Record --------------------------------------------------------------------------------
 
 
-RECORD = ('<Say>Parlez après le bip</Say><Record action="/recorded" maxLength="30" '
-          'recordingStatusCallback="/recording-status" finishOnKey="#"/><Say>Rien</Say>')
+RECORD = (
+    '<Say>Parlez après le bip</Say><Record action="/recorded" maxLength="30" '
+    'recordingStatusCallback="/recording-status" finishOnKey="#"/><Say>Rien</Say>'
+)
 
 
 def test_record_posts_the_recording_to_the_action_then_the_status_callback(phone_app):
@@ -414,18 +465,39 @@ def test_record_posts_the_recording_to_the_action_then_the_status_callback(phone
     outcome = call(phone_app, Script(audio=[silence_wav(4.0)]), ctx=ctx, recorder=recordings)
     [url] = recordings.stored
     sid = url.rsplit("/", 1)[1]
-    assert outcome.events == [Said("Parlez après le bip", "man", "en-US", 1), Recorded(url, 4.0),
-                              Said("Merci", "man", "en-US", 1), HungUp("carrier")]
+    assert outcome.events == [
+        Said("Parlez après le bip", "man", "en-US", 1),
+        Recorded(url, 4.0),
+        Said("Merci", "man", "en-US", 1),
+        HungUp("carrier"),
+    ]
     assert outcome.error is None
     assert phone_app.paths() == ["/answer", "/recorded", "/recording-status"]
     action, status = phone_app.seen[1].params, phone_app.seen[2].params
     assert (action["RecordingUrl"], action["RecordingDuration"], action["RecordingSid"]) == (
-        url, "4", sid)
+        url,
+        "4",
+        sid,
+    )
     assert action["CallSid"] == ctx.sid
-    assert {k: status[k] for k in ("RecordingSid", "RecordingUrl", "RecordingStatus",
-                                   "RecordingDuration", "CallSid", "AccountSid")} == {
-        "RecordingSid": sid, "RecordingUrl": url, "RecordingStatus": "completed",
-        "RecordingDuration": "4", "CallSid": ctx.sid, "AccountSid": SIMULATOR_ACCOUNT_SID}
+    assert {
+        k: status[k]
+        for k in (
+            "RecordingSid",
+            "RecordingUrl",
+            "RecordingStatus",
+            "RecordingDuration",
+            "CallSid",
+            "AccountSid",
+        )
+    } == {
+        "RecordingSid": sid,
+        "RecordingUrl": url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "4",
+        "CallSid": ctx.sid,
+        "AccountSid": SIMULATOR_ACCOUNT_SID,
+    }
     assert all(seen.signed for seen in phone_app.seen)
 
 
@@ -450,8 +522,11 @@ def test_record_of_silence_goes_on_without_the_action(phone_app):
     """Nothing said: Twilio drops the recording and runs the next verb; no request."""
     phone_app.pages["/answer"] = twiml(RECORD)
     outcome = call(phone_app, Script(audio=[None]), recorder=Recordings())
-    assert outcome.events[1:] == [RecordedSilence(5), Said("Rien", "man", "en-US", 1),
-                                  HungUp("carrier")]
+    assert outcome.events[1:] == [
+        RecordedSilence(5),
+        Said("Rien", "man", "en-US", 1),
+        HungUp("carrier"),
+    ]
     assert phone_app.paths() == ["/answer"]
 
 
@@ -493,21 +568,30 @@ def test_redirect_moves_to_another_document(phone_app):
     phone_app.pages["/second"] = twiml('<Redirect method="GET">/third</Redirect>')
     phone_app.pages["/third"] = twiml("<Hangup/>")
     outcome = call(phone_app)
-    assert outcome.events == [Redirected(f"{BASE_URL}/second"), Redirected(f"{BASE_URL}/third"),
-                              HungUp("app")]
+    assert outcome.events == [
+        Redirected(f"{BASE_URL}/second"),
+        Redirected(f"{BASE_URL}/third"),
+        HungUp("app"),
+    ]
     assert [(s.method, s.path) for s in phone_app.seen] == [
-        ("POST", "/answer"), ("POST", "/second"), ("GET", "/third")]
+        ("POST", "/answer"),
+        ("POST", "/second"),
+        ("GET", "/third"),
+    ]
     assert phone_app.seen[2].params["CallSid"] == phone_app.seen[0].params["CallSid"]
 
 
-@pytest.mark.parametrize(("reference", "resolved"), [
-    ("next", "/ivr/alert/next"),
-    ("../menu", "/ivr/menu"),
-    ("/root", "/root"),
-    ("step?n=2", "/ivr/alert/step?n=2"),
-    (f"{BASE_URL}/absolute", "/absolute"),
-    ("//voice.example.test/scheme-relative", "/scheme-relative"),
-])
+@pytest.mark.parametrize(
+    ("reference", "resolved"),
+    [
+        ("next", "/ivr/alert/next"),
+        ("../menu", "/ivr/menu"),
+        ("/root", "/root"),
+        ("step?n=2", "/ivr/alert/step?n=2"),
+        (f"{BASE_URL}/absolute", "/absolute"),
+        ("//voice.example.test/scheme-relative", "/scheme-relative"),
+    ],
+)
 def test_relative_urls_resolve_against_the_document_url(phone_app, reference, resolved):
     """Relative action, Redirect and Play URLs resolve against the document's URL."""
     phone_app.pages["/ivr/alert/start"] = twiml(f"<Redirect>{reference}</Redirect>")
@@ -525,7 +609,9 @@ def test_http_redirect_is_followed_and_signed_for_its_url(phone_app):
     outcome = call(phone_app)
     assert outcome.error is None
     assert [(s.method, s.path, s.signed) for s in phone_app.seen] == [
-        ("POST", "/answer", True), ("GET", "/moved", True)]
+        ("POST", "/answer", True),
+        ("GET", "/moved", True),
+    ]
 
 
 def test_redirect_loop_is_bounded(phone_app):
@@ -565,8 +651,9 @@ def test_unknown_attribute_is_a_warning(phone_app):
     phone_app.pages["/answer"] = twiml('<Gather numdigits="1"/>')
     outcome = call(phone_app)
     assert outcome.error is None
-    assert outcome.warnings == [f"{BASE_URL}/answer: <Gather> has an unknown attribute "
-                                "'numdigits' (ignored)"]
+    assert outcome.warnings == [
+        f"{BASE_URL}/answer: <Gather> has an unknown attribute 'numdigits' (ignored)"
+    ]
 
 
 # --- Strictness: what Twilio refuses fails the call, with the reason -----------------------
@@ -581,8 +668,10 @@ REFUSED = [
     ("", "not well-formed XML"),
     ('<!DOCTYPE r [<!ENTITY a "aaaa">]><Response><Say>&a;</Say></Response>', "DOCTYPE"),
     (("<Response/>", 200, {"Content-Type": "application/json"}), "not TwiML"),
-    (("<Response/>", 200, {"Content-Type": "text/plain"}),
-     "read the body aloud and hang up (Twilio error 12300)"),
+    (
+        ("<Response/>", 200, {"Content-Type": "text/plain"}),
+        "read the body aloud and hang up (Twilio error 12300)",
+    ),
     (("<Response/>", 200, {"Content-Type": "audio/mpeg"}), "play it and hang up"),
     (("<Response/>", 200, {"Content-Type": ""}), "no Content-Type"),
     ("<Twiml><Say>x</Say></Twiml>", "root element is <Twiml>, not <Response> (Twilio error 12102)"),
@@ -649,8 +738,10 @@ def test_refused_response_fails_the_call_with_its_reason(phone_app, page, reason
     assert outcome.events == [Failed(outcome.error)]
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/xml", "text/xml; charset=utf-8", "application/xml", "text/html; charset=UTF-8"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/xml", "text/xml; charset=utf-8", "application/xml", "text/html; charset=UTF-8"],
+)
 def test_twiml_content_types_are_accepted(phone_app, content_type):
     """text/xml, application/xml and text/html (with parameters) are read as TwiML."""
     phone_app.pages["/answer"] = (twiml("<Say>Oui</Say>"), 200, {"Content-Type": content_type})
@@ -672,15 +763,21 @@ def test_later_document_refused_fails_the_call_after_what_ran(phone_app):
     phone_app.pages["/broken"] = ("<Response><Oops/></Response>", 200, {"Content-Type": "text/xml"})
     outcome = call(phone_app, Script(keys=["1"]))
     assert outcome.events[0] == Pressed("1")
-    assert outcome.events[-1] == Failed(f"{BASE_URL}/broken: <Oops> is not a TwiML verb "
-                                        "(Twilio error 12200)")
+    assert outcome.events[-1] == Failed(
+        f"{BASE_URL}/broken: <Oops> is not a TwiML verb (Twilio error 12200)"
+    )
 
 
-@pytest.mark.parametrize(("audio", "reason"), [
-    (("<Response/>", 200, {"Content-Type": "text/xml"}),
-     "text/xml, not audio (Twilio error 12300)"),
-    (("missing", 404, {"Content-Type": "text/plain"}), "answered HTTP 404"),
-])
+@pytest.mark.parametrize(
+    ("audio", "reason"),
+    [
+        (
+            ("<Response/>", 200, {"Content-Type": "text/xml"}),
+            "text/xml, not audio (Twilio error 12300)",
+        ),
+        (("missing", 404, {"Content-Type": "text/plain"}), "answered HTTP 404"),
+    ],
+)
 def test_play_of_something_not_audio_fails_the_call(phone_app, audio, reason):
     """A <Play> URL that is not audio (or not there) fails the call, saying so."""
     phone_app.pages["/answer"] = twiml("<Play>/audio/a.mp3</Play>")
@@ -714,14 +811,29 @@ def test_app_exception_is_a_500_that_fails_the_call(phone_app):
 
 def test_events_serialize_with_their_kind():
     """Each event's JSON form has its kind and its fields, as the store keeps it."""
-    assert [event.to_json() for event in (
-        Said("Bonjour", "Polly.Celine", "fr-FR", 1), Played("https://a/b.mp3", 2),
-        Pressed("1#"), GatherTimedOut(), Recorded("https://a/RE1", 3.5), RecordedSilence(5),
-        Paused(2), Redirected("https://a/next"), HungUp("person"), Rejected("busy"),
-        Failed("why"),
-    )] == [
-        {"kind": "said", "text": "Bonjour", "voice": "Polly.Celine", "language": "fr-FR",
-         "loop": 1},
+    assert [
+        event.to_json()
+        for event in (
+            Said("Bonjour", "Polly.Celine", "fr-FR", 1),
+            Played("https://a/b.mp3", 2),
+            Pressed("1#"),
+            GatherTimedOut(),
+            Recorded("https://a/RE1", 3.5),
+            RecordedSilence(5),
+            Paused(2),
+            Redirected("https://a/next"),
+            HungUp("person"),
+            Rejected("busy"),
+            Failed("why"),
+        )
+    ] == [
+        {
+            "kind": "said",
+            "text": "Bonjour",
+            "voice": "Polly.Celine",
+            "language": "fr-FR",
+            "loop": 1,
+        },
         {"kind": "played", "url": "https://a/b.mp3", "loop": 2, "digits": ""},
         {"kind": "pressed", "digits": "1#"},
         {"kind": "gather_timed_out"},

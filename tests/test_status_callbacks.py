@@ -65,9 +65,15 @@ EXPECTED_SMS = {
     "receiving": None,  # inbound only: never changes an outbound delivery
     "received": None,
 }
-FINAL = {DeliveryStatus.COMPLETED, DeliveryStatus.BUSY, DeliveryStatus.NO_ANSWER,
-         DeliveryStatus.FAILED, DeliveryStatus.CANCELED, DeliveryStatus.DELIVERED,
-         DeliveryStatus.UNDELIVERED}
+FINAL = {
+    DeliveryStatus.COMPLETED,
+    DeliveryStatus.BUSY,
+    DeliveryStatus.NO_ANSWER,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.CANCELED,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.UNDELIVERED,
+}
 
 
 def post_call(client, sid: str, status: str, **extra):
@@ -115,8 +121,12 @@ def test_call_progresses_through_its_life(client, make_delivery):
     for sequence, status in enumerate(["initiated", "ringing", "in-progress", "completed"]):
         post_call(client, delivery.provider_sid, status, SequenceNumber=sequence)
         seen.append(snapshot(delivery)["status"])
-    assert seen == [DeliveryStatus.QUEUED, DeliveryStatus.RINGING, DeliveryStatus.IN_PROGRESS,
-                    DeliveryStatus.COMPLETED]
+    assert seen == [
+        DeliveryStatus.QUEUED,
+        DeliveryStatus.RINGING,
+        DeliveryStatus.IN_PROGRESS,
+        DeliveryStatus.COMPLETED,
+    ]
 
 
 def test_late_status_never_moves_a_call_backwards(client, make_delivery):
@@ -141,8 +151,13 @@ def test_late_status_never_moves_an_sms_backwards(client, make_delivery):
 def test_another_final_status_does_not_replace_the_first(client, make_delivery):
     """Once undelivered with its error, a later 'delivered' changes neither status nor error."""
     delivery = make_delivery(Channel.SMS)
-    post_sms(client, delivery.provider_sid, "undelivered", ErrorCode=30003,
-             ErrorMessage="Unreachable destination handset")
+    post_sms(
+        client,
+        delivery.provider_sid,
+        "undelivered",
+        ErrorCode=30003,
+        ErrorMessage="Unreachable destination handset",
+    )
     first = snapshot(delivery)
     post_sms(client, delivery.provider_sid, "delivered")
     assert snapshot(delivery) == first
@@ -175,8 +190,16 @@ def test_answered_by_is_recorded(client, make_delivery, answered_by):
 def test_duration_and_price_are_recorded(client, make_delivery):
     """CallDuration in seconds, and the price as a positive Decimal with its currency."""
     delivery = make_delivery(Channel.CALL)
-    post_call(client, delivery.provider_sid, "completed", CallDuration=47, Duration=1,
-              Price="-0.01300", PriceUnit="EUR", AnsweredBy="human")
+    post_call(
+        client,
+        delivery.provider_sid,
+        "completed",
+        CallDuration=47,
+        Duration=1,
+        Price="-0.01300",
+        PriceUnit="EUR",
+        AnsweredBy="human",
+    )
     row = snapshot(delivery)
     assert row["duration_seconds"] == 47
     assert row["cost"] == Decimal("0.01300")
@@ -187,8 +210,15 @@ def test_duration_and_price_are_recorded(client, make_delivery):
 def test_sms_error_code_and_price_are_recorded(client, make_delivery):
     """An undelivered SMS keeps Twilio's error code and message, and its price."""
     delivery = make_delivery(Channel.SMS)
-    post_sms(client, delivery.provider_sid, "undelivered", ErrorCode=30005,
-             ErrorMessage="Unknown destination handset", Price="-0.0850", PriceUnit="USD")
+    post_sms(
+        client,
+        delivery.provider_sid,
+        "undelivered",
+        ErrorCode=30005,
+        ErrorMessage="Unknown destination handset",
+        Price="-0.0850",
+        PriceUnit="USD",
+    )
     row = snapshot(delivery)
     assert row["status"] == DeliveryStatus.UNDELIVERED
     assert (row["error_code"], row["error_message"]) == ("30005", "Unknown destination handset")
@@ -360,18 +390,30 @@ def test_record_returns_what_changed(app, make_delivery):
     assert not repeated.changed and not repeated.ended
     late = report("ringing")
     assert late.new == DeliveryStatus.COMPLETED and not late.ended
-    assert record_call_status(CallStatusReport.from_form(call_status_form(call_sid(),
-                                                                          "completed"))) is None
+    assert (
+        record_call_status(CallStatusReport.from_form(call_status_form(call_sid(), "completed")))
+        is None
+    )
 
 
 def test_message_report_parses_twilios_form():
     """A message status form becomes a report: SID, status, error, positive price."""
     sid = message_sid()
-    form = sms_status_form(sid, "failed", ErrorCode=30008, ErrorMessage="Unknown error",
-                           Price="-0.0075", PriceUnit="eur")
+    form = sms_status_form(
+        sid,
+        "failed",
+        ErrorCode=30008,
+        ErrorMessage="Unknown error",
+        Price="-0.0075",
+        PriceUnit="eur",
+    )
     assert MessageStatusReport.from_form(form) == MessageStatusReport(
-        sid=sid, status="failed", price=Decimal("0.00750"), price_unit="EUR",
-        error_code="30008", error_message="Unknown error",
+        sid=sid,
+        status="failed",
+        price=Decimal("0.00750"),
+        price_unit="EUR",
+        error_code="30008",
+        error_message="Unknown error",
     )
 
 
@@ -413,8 +455,10 @@ def test_concurrent_callbacks_serialize_on_the_delivery(app, make_delivery):
 
 
 def _wait_for_a_blocked_backend() -> None:
-    query = text("SELECT count(*) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
     for _ in range(3000):
         with db.engine.connect() as connection:
             if connection.execute(query).scalar():
@@ -435,8 +479,13 @@ def test_every_app_gets_the_fake_provider(app, provider):
 
 def test_fake_provider_sids_drive_status_callbacks(client, provider, make_delivery):
     """A call placed through the fake gets a Twilio-shaped SID its callbacks are keyed by."""
-    sent = provider.place_call(CallRequest(to="+32470123456", answer_url="https://x/ivr/a",
-                                           status_callback_url="https://x/ivr/status"))
+    sent = provider.place_call(
+        CallRequest(
+            to="+32470123456",
+            answer_url="https://x/ivr/a",
+            status_callback_url="https://x/ivr/status",
+        )
+    )
     assert sent.sid.startswith("CA") and len(sent.sid) == 34
     delivery = make_delivery(Channel.CALL, provider_sid=sent.sid)
     post_call(client, sent.sid, "busy")

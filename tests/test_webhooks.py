@@ -202,8 +202,11 @@ def test_simulator_signs_with_the_twilio_token_when_one_is_set(app):
 def test_every_twilio_facing_route_is_signed(app, client):
     """Every POST route under /ivr/ and /sms/ refuses an unsigned request with 403."""
     adapter = app.url_map.bind("localhost")
-    rules = [r for r in app.url_map.iter_rules()
-             if "POST" in r.methods and r.rule.startswith(("/ivr/", "/sms/"))]
+    rules = [
+        r
+        for r in app.url_map.iter_rules()
+        if "POST" in r.methods and r.rule.startswith(("/ivr/", "/sms/"))
+    ]
     assert {"/ivr/status", "/sms/status"} <= {r.rule for r in rules}
     for rule in rules:
         url = adapter.build(rule.endpoint, dict.fromkeys(rule.arguments, "1"), method="POST")
@@ -276,8 +279,10 @@ def test_concurrent_claims_have_one_winner(app):
 
 
 def _wait_for_a_blocked_backend() -> None:
-    query = text("SELECT count(*) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
     for _ in range(3000):
         with db.engine.connect() as connection:
             if connection.execute(query).scalar():

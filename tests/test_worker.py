@@ -20,8 +20,12 @@ from tests.support import FLASK, app_config, subprocess_env
 from tests.worker_jobs import count_zones, leave_a_zone_uncommitted
 
 REDIS_KINDS = [
-    pytest.param("server", marks=pytest.mark.skipif(
-        not SERVER_REDIS_URL, reason="REDIS_URL not set: Redis server variant skipped")),
+    pytest.param(
+        "server",
+        marks=pytest.mark.skipif(
+            not SERVER_REDIS_URL, reason="REDIS_URL not set: Redis server variant skipped"
+        ),
+    ),
     "embedded",
 ]
 
@@ -43,15 +47,19 @@ def test_worker_process_runs_a_job_in_the_app_context(tmp_path, worker_redis_url
     with app.app_context():
         db.create_all()
         zone = Zone(code="ZP1", name="Zone 1")
-        db.session.add_all([Partnership(code=c, name=c, zone=zone, charter_json={})
-                            for c in ("PLP-A", "PLP-B")])
+        db.session.add_all(
+            [Partnership(code=c, name=c, zone=zone, charter_json={}) for c in ("PLP-A", "PLP-B")]
+        )
         db.session.commit()
         job = Queue("urgent", connection=connection).enqueue(record_heartbeat)
 
     result = subprocess.run(
-        [*FLASK, "worker", "--burst", "--without-scheduler"], cwd=PROJECT_ROOT,
+        [*FLASK, "worker", "--burst", "--without-scheduler"],
+        cwd=PROJECT_ROOT,
         env=subprocess_env(DATABASE_URL=database_url, REDIS_URL=worker_redis_url),
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     job.refresh()
@@ -74,9 +82,12 @@ def test_worker_takes_urgent_work_first(tmp_path, redis_url, redis_conn):
     default = Queue("default", connection=redis_conn).enqueue(record_heartbeat)
     urgent = Queue("urgent", connection=redis_conn).enqueue(record_heartbeat)
     result = subprocess.run(
-        [*FLASK, "worker", "--burst", "--without-scheduler"], cwd=PROJECT_ROOT,
+        [*FLASK, "worker", "--burst", "--without-scheduler"],
+        cwd=PROJECT_ROOT,
         env=subprocess_env(DATABASE_URL=database_url, REDIS_URL=redis_url),
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     for job in (low, default, urgent):
@@ -95,9 +106,12 @@ def test_in_process_worker_gives_each_job_a_fresh_session(tmp_path, redis_url, r
     leave = queue.enqueue(leave_a_zone_uncommitted, "ZPLEAK")
     count = queue.enqueue(count_zones)
     result = subprocess.run(
-        [*FLASK, "worker", "--burst", "--without-scheduler", "--no-fork"], cwd=PROJECT_ROOT,
+        [*FLASK, "worker", "--burst", "--without-scheduler", "--no-fork"],
+        cwd=PROJECT_ROOT,
         env=subprocess_env(DATABASE_URL=database_url, REDIS_URL=redis_url),
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     for job in (leave, count):
