@@ -47,6 +47,16 @@ from alerts.cascade import (
     held_by_earlier_calls,
     next_step,
 )
+from alerts.delivery.pacing import PacingBusy, wait_for_slot
+from alerts.delivery.provider import (
+    CallRequest,
+    OptedOutError,
+    ProviderConfigurationError,
+    ProviderError,
+    SmsNotSupportedError,
+    SmsRequest,
+    get_provider,
+)
 from alerts.models import (
     Acknowledgement,
     Alert,
@@ -62,16 +72,6 @@ from alerts.models import (
     Urgency,
     record_audit,
     utcnow,
-)
-from alerts.pacing import PacingBusy, wait_for_slot
-from alerts.provider import (
-    CallRequest,
-    OptedOutError,
-    ProviderConfigurationError,
-    ProviderError,
-    SmsNotSupportedError,
-    SmsRequest,
-    get_provider,
 )
 from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
 from core.urls import public_url
@@ -94,7 +94,7 @@ INTERRUPTED_AFTER = timedelta(minutes=5)
 # reconciler would take them back (the rest go back to the queue).
 CLAIM_SEND_LIMIT = INTERRUPTED_AFTER / 2
 INTERRUPTED_MESSAGE = "interrupted: the worker stopped before the carrier answered"
-# A step waits this long for its pacing slot, else it is rescheduled (see alerts.pacing).
+# A step waits this long for its pacing slot, else it is rescheduled (see alerts.delivery.pacing).
 PACING_MAX_WAIT_SECONDS = 10.0
 # Delays before try 2, 3, ... of a step the carrier could not take (rate limit, outage);
 # after the last, the step is FAILED. Tests shrink this.
@@ -107,7 +107,7 @@ CARRIER_RETRY_DELAYS: tuple[timedelta, ...] = (
 _ERROR_MESSAGE_LENGTH = 500
 _OPEN = tuple(OPEN_STATUSES)
 _OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
-# Job ids that carry a delivery: the step jobs, and the mailer's retries (alerts.mailer).
+# Job ids that carry a delivery: the step jobs, and the mailer's retries (alerts.email.mailer).
 _DELIVERY_JOB_ID = re.compile(r"^(?:delivery|email)-(\d+)(?:-|$)")
 # Job ids of `run_cascade_batch` jobs: their deliveries are the job's argument.
 BATCH_JOB_PREFIX = "steps-"
@@ -326,7 +326,7 @@ def run_cascade_step(delivery_id: int, try_number: int = 1) -> str:
     db.session.commit()  # the claim is visible to every other worker before any send
 
     if request is None:
-        from alerts.mailer import deliver_email  # noqa: PLC0415 (mailer is heavy; e-mail only)
+        from alerts.email.mailer import deliver_email  # noqa: PLC0415 (mailer is heavy; e-mail only)
 
         status = deliver_email(delivery_id)
     else:
@@ -718,7 +718,7 @@ def _opted_out(person: Person, channel: Channel) -> bool:
 def after_status_change(change) -> None:
     """Act on a status callback once it is committed: close the alert when all is over.
 
-    `change` is the `alerts.status.StatusChange` a record function returned (None when
+    `change` is the `alerts.delivery.status.StatusChange` a record function returned (None when
     the callback applied to nothing).
     """
     if change is None or not change.changed or change.new in OPEN_STATUSES:

@@ -26,7 +26,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from alerts.directory import DirectoryError, normalize_code
+from alerts.delivery.pacing import PacingBusy, wait_for_slot
+from alerts.delivery.provider import ProviderError, SmsRequest, get_provider
 from alerts.models import (
     Alert,
     AlertOrigin,
@@ -47,8 +48,7 @@ from alerts.models import (
     record_audit,
     utcnow,
 )
-from alerts.pacing import PacingBusy, wait_for_slot
-from alerts.provider import ProviderError, SmsRequest, get_provider
+from alerts.people.directory import DirectoryError, normalize_code
 from alerts.tracking import reached_person_ids
 from core.extensions import db, get_queue, savepoint
 from core.urls import public_url

@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from alerts.delivery.provider import ProviderConfigurationError, ProviderError, get_provider
 from alerts.jobs import PendingJob, enqueue_after_commit, enqueue_jobs
 from alerts.models import (
     Charter,
@@ -32,7 +33,6 @@ from alerts.models import (
     RecordingStatus,
     utcnow,
 )
-from alerts.provider import ProviderConfigurationError, ProviderError, get_provider
 from core.extensions import db, savepoint
 from core.urls import public_url
 from prompts.speech import wav_frames
@@ -191,7 +191,7 @@ def download_recording(recording_id: int, try_number: int = 1) -> str:
 
 def _download_refused(recording: Recording, err: ProviderError, try_number: int, context: str):
     # Imported here: it imports the twilio library, which only a Twilio app loads.
-    from alerts.twilio_provider import RECORDING_MISSING_MESSAGE  # noqa: PLC0415
+    from alerts.delivery.twilio_provider import RECORDING_MISSING_MESSAGE  # noqa: PLC0415
 
     # A recording the carrier has not finished yet answers 404 for a moment: try again too.
     transient = err.retryable or (

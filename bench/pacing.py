@@ -4,7 +4,7 @@
     python bench/pacing.py --matrix          # rates 1, 10, 50 x workers 1, 4, 8
 
 Each worker is an OS process (spawn) that, like an RQ worker, takes jobs from a Redis
-list until it is empty; for each it waits for a slot through `alerts.pacing` and records
+list until it is empty; for each it waits for a slot through `alerts.delivery.pacing` and records
 when it was allowed to send (time.time(): the processes and Redis share this host's
 clock). Reports the achieved rate against the limit, the most sends in any one-second
 window (the limit must never be exceeded), the narrowest span of limit + 1 consecutive
@@ -41,8 +41,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts import pacing
-from alerts.pacing import pace_key, slot_interval, wait_for_slot
+from alerts.delivery import pacing
+from alerts.delivery.pacing import pace_key, slot_interval, wait_for_slot
 from core.embedded_redis import EmbeddedRedis
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.models import Membership, Person
-from alerts.roster import check_rows, import_roster, split_roster
+from alerts.people.roster import check_rows, import_roster, split_roster
 from core.app import create_app
 from core.extensions import db
 
@@ -89,7 +89,7 @@ def main() -> None:
         with app.app_context():
             db.drop_all()
             db.create_all()
-            from alerts.directory import add_partnership, add_zone  # noqa: PLC0415
+            from alerts.people.directory import add_partnership, add_zone  # noqa: PLC0415
 
             add_zone("ZPBENCH", "Bench zone")
             plp = add_partnership("BENCH", "Bench PLP", "ZPBENCH")

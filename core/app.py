@@ -69,9 +69,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     # Imported here: these modules import the extensions, which this module sets up.
     from alerts import models  # noqa: F401, PLC0415 (registers the tables)
-    from alerts.confirm_views import bp as confirm_bp  # noqa: PLC0415
+    from alerts.email.views import bp as confirm_bp  # noqa: PLC0415
     from alerts.media_views import bp as media_bp  # noqa: PLC0415
-    from alerts.messaging import bp as messaging_bp  # noqa: PLC0415
+    from alerts.sms.views import bp as messaging_bp  # noqa: PLC0415
     from core import health  # noqa: PLC0415
     from ivr.views import bp as ivr_bp  # noqa: PLC0415
 

@@ -18,12 +18,12 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from rq import SimpleWorker, Worker
 
-from alerts import directory
-from alerts.demo import DemoError, hand_phones_to_the_user, load_demo
-from alerts.directory import DirectoryError
-from alerts.phones import format_international
-from alerts.pins import generate_pin
-from alerts.roster import RosterError, check_rows, import_roster, split_roster
+from alerts.people import directory
+from alerts.people.demo import DemoError, hand_phones_to_the_user, load_demo
+from alerts.people.directory import DirectoryError
+from alerts.people.phones import format_international
+from alerts.people.pins import generate_pin
+from alerts.people.roster import RosterError, check_rows, import_roster, split_roster
 from core.extensions import QUEUE_NAMES, db, redis_connection
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def redis_stop() -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach every command group to the app's CLI (`db` comes from Flask-Migrate)."""
-    from alerts.alert_cli import alert_cli  # noqa: PLC0415 (as create_app imports blueprints)
+    from alerts.cli import alert_cli  # noqa: PLC0415 (as create_app imports blueprints)
     from simulator.cli import simulator_cli  # noqa: PLC0415
 
     for command in (

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from alerts.models import utcnow
 from core.embedded_redis import EmbeddedRedisError
 from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
-from core.jobs import HEARTBEAT_JOB_ID, HEARTBEAT_KEY, record_heartbeat
+from core.heartbeat import HEARTBEAT_JOB_ID, HEARTBEAT_KEY, record_heartbeat
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

@@ -19,11 +19,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from alerts.delivery.pacing import PacingBusy, wait_for_slot
+from alerts.delivery.provider import CallRequest, ProviderError, get_provider
 from alerts.jobs import PendingJob, enqueue_jobs
 from alerts.lifecycle import AlertError, NotAllowed, plp_names, reject_alert, release_alert
 from alerts.models import Alert, AlertState, Membership, Person, record_audit, utcnow
-from alerts.pacing import PacingBusy, wait_for_slot
-from alerts.provider import CallRequest, ProviderError, get_provider
 from core.extensions import db
 from core.urls import public_url
 from ivr import twiml

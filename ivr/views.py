@@ -7,7 +7,7 @@ says goodbye. An answering machine hears a message saying how to confirm, never 
 The counts travel in the action URL's query, so that each request stands on its own.
 
 The coordinator's release call (`ivr.release`) and calls to the PLP number
-(`ivr.incoming`) have their routes here too: each view parses the request and hands it to
+(`ivr.inbound`) have their routes here too: each view parses the request and hands it to
 one function of those modules, which returns the TwiML.
 """
 
@@ -23,11 +23,11 @@ from flask import Blueprint, g, request
 from werkzeug.exceptions import HTTPException
 
 from alerts.confirmation import confirm
+from alerts.delivery.status import CallStatusReport, record_call_status
+from alerts.email.mailer import email_language
 from alerts.jobs import after_status_change
 from alerts.lifecycle import AlertError
-from alerts.mailer import email_language
 from alerts.models import AckChannel, Alert, AlertState, Channel, Delivery, Person, utcnow
-from alerts.status import CallStatusReport, record_call_status
 from core.extensions import db
 from core.urls import public_url
 from core.webhooks import (
@@ -36,8 +36,9 @@ from core.webhooks import (
     service_unavailable,
     twilio_signed,
 )
-from ivr import incoming, menus, release, spoken, twiml
-from ivr.incoming import InboundCall
+from ivr import inbound as incoming
+from ivr import menus, release, spoken, twiml
+from ivr.inbound import InboundCall
 from prompts import FALLBACK_LANGUAGE, text
 from prompts.speech import spoken_names
 
@@ -169,7 +170,7 @@ def release_call_status():
     return "", 204
 
 
-# --- Calls to the PLP number (ivr.incoming) --------------------------------------------------
+# --- Calls to the PLP number (ivr.inbound) --------------------------------------------------
 
 
 @bp.post("/incoming")

@@ -470,7 +470,7 @@ def alert_call_texts(alert: Alert, language: str | None) -> list[str]:
 
 def recipient_languages(alert: Alert) -> list[str]:
     """Return the languages the alert's recipients are spoken to in, sorted."""
-    from alerts.mailer import email_language  # noqa: PLC0415 (alerts imports prompts)
+    from alerts.email.mailer import email_language  # noqa: PLC0415 (alerts imports prompts)
     from alerts.models import Delivery, Person  # noqa: PLC0415
 
     people = db.session.scalars(

@@ -47,7 +47,7 @@ from xml.etree import ElementTree
 
 from flask import Flask, current_app
 
-from alerts.segments import sms_length
+from alerts.sms.segments import sms_length
 from core.extensions import redis_connection
 from simulator import store
 from simulator.calls import (

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from alerts.models import PhoneType
-from alerts.phones import PhoneNumberError, parse_phone
+from alerts.people.phones import PhoneNumberError, parse_phone
 
 if TYPE_CHECKING:
     from simulator.calls import GatherPrompt, RecordPrompt

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from flask import Flask
 
-from alerts.provider import (
+from alerts.delivery.provider import (
     CallRequest,
     ProviderError,
     RecordingAudio,
@@ -26,7 +26,7 @@ from alerts.provider import (
     SmsRequest,
     register_provider,
 )
-from alerts.twilio_provider import RECORDING_MISSING_MESSAGE, error_for, last_digits
+from alerts.delivery.twilio_provider import RECORDING_MISSING_MESSAGE, error_for, last_digits
 from simulator import carrier, store
 from simulator.people import behaviour_for
 

@@ -440,7 +440,7 @@ def problems_by_member(alert_id: int, members: list[Member], relay: Relay) -> di
 @contextmanager
 def running_system(app: Flask) -> Iterator[System]:
     """Serve the app with its relay; stop every process started meanwhile on the way out."""
-    from alerts.provider import set_provider  # noqa: PLC0415 (only the fixtures need it)
+    from alerts.delivery.provider import set_provider  # noqa: PLC0415 (only the fixtures need it)
 
     set_provider(app, None)  # the simulator, as the workers have it
     system = System(app, Relay(), free_port())

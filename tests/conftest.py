@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 import redis as redis_lib
 
+from alerts.delivery.provider import set_provider
 from alerts.models import (
     Alert,
     AlertOrigin,
@@ -28,7 +29,6 @@ from alerts.models import (
     Zone,
     utcnow,
 )
-from alerts.provider import set_provider
 from core.app import create_app
 from core.embedded_redis import EmbeddedRedis
 from core.extensions import db

@@ -13,7 +13,7 @@ import time
 
 import redis
 
-from alerts.pacing import wait_for_slot
+from alerts.delivery.pacing import wait_for_slot
 from core.extensions import redis_connection
 
 

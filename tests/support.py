@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from alerts.provider import (
+from alerts.delivery.provider import (
     CallRequest,
     ProviderError,
     RecordingAudio,

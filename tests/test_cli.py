@@ -6,7 +6,6 @@ import re
 
 from sqlalchemy import func, select
 
-from alerts.demo import COORDINATOR, OFFICER, PLP_CODE
 from alerts.models import (
     AuditEvent,
     Membership,
@@ -17,7 +16,8 @@ from alerts.models import (
     Role,
     Zone,
 )
-from alerts.pins import verify_pin
+from alerts.people.demo import COORDINATOR, OFFICER, PLP_CODE
+from alerts.people.pins import verify_pin
 from core.app import create_app
 from core.extensions import db
 from tests.support import app_config

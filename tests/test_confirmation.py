@@ -12,6 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from alerts.confirmation import confirm
+from alerts.email.links import CONFIRM_SALT, confirmation_token
 from alerts.lifecycle import (
     AlertError,
     cancel_alert,
@@ -20,7 +21,6 @@ from alerts.lifecycle import (
     reject_alert,
     release_alert,
 )
-from alerts.links import CONFIRM_SALT, confirmation_token
 from alerts.models import (
     AckChannel,
     Acknowledgement,

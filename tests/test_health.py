@@ -6,7 +6,7 @@ from flask_migrate import stamp
 from rq import Queue
 
 from core.app import create_app
-from core.jobs import HEARTBEAT_JOB_ID
+from core.heartbeat import HEARTBEAT_JOB_ID
 from tests.support import app_config
 
 

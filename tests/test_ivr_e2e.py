@@ -17,6 +17,7 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from alerts import jobs, recordings
+from alerts.delivery.provider import set_provider
 from alerts.lifecycle import raise_alert
 from alerts.models import (
     AckChannel,
@@ -29,8 +30,7 @@ from alerts.models import (
     RecordingStatus,
     utcnow,
 )
-from alerts.pins import hash_pin
-from alerts.provider import set_provider
+from alerts.people.pins import hash_pin
 from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
 from prompts import text
 from prompts.speech import cached_audio_url

@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import func, select
 
 from alerts.lifecycle import cancel_alert, plp_names, raise_alert
-from alerts.lockout import MAX_FAILURES
 from alerts.models import (
     AckChannel,
     Acknowledgement,
@@ -20,7 +19,8 @@ from alerts.models import (
     Urgency,
     utcnow,
 )
-from alerts.pins import hash_pin
+from alerts.people.lockout import MAX_FAILURES
+from alerts.people.pins import hash_pin
 from core.extensions import db
 from core.urls import public_url
 from ivr import twiml
@@ -700,7 +700,7 @@ def test_a_failing_speech_cache_falls_back_to_say(client, world, monkeypatch):
 def test_a_failure_in_a_menu_is_apologised_for(client, world, monkeypatch):
     """An exception in the coordinator's menu: the apology and a hang-up, never a 500."""
     sid = logged_in(client, world.coord_a)
-    from ivr import incoming  # noqa: PLC0415
+    from ivr import inbound as incoming  # noqa: PLC0415
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from alerts.lifecycle import raise_alert
 from alerts.models import AlertOrigin, utcnow
-from alerts.pins import hash_pin
+from alerts.people.pins import hash_pin
 from core.extensions import db
 from tests.ivr_support import voice_form
 from tests.lifecycle_support import build_world

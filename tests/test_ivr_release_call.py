@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from alerts import jobs
+from alerts.delivery.provider import InvalidNumberError, RateLimitedError
 from alerts.lifecycle import plp_names, raise_alert, reject_alert, release_alert
 from alerts.models import AlertOrigin, AlertState, AuditEvent, Delivery, utcnow
-from alerts.provider import InvalidNumberError, RateLimitedError
 from core.extensions import db
 from core.urls import public_url
 from ivr import release

@@ -15,8 +15,17 @@ from sqlalchemy import select
 
 from alerts import jobs
 from alerts.confirmation import confirm
+from alerts.delivery.pacing import reserve_slot
+from alerts.delivery.provider import (
+    InvalidNumberError,
+    OptedOutError,
+    ProviderConfigurationError,
+    RateLimitedError,
+    SmsNotSupportedError,
+    set_provider,
+)
+from alerts.email.mailer import OUTBOX_DIR
 from alerts.lifecycle import text_for
-from alerts.mailer import OUTBOX_DIR
 from alerts.models import (
     AckChannel,
     Alert,
@@ -32,16 +41,7 @@ from alerts.models import (
     Urgency,
     utcnow,
 )
-from alerts.pacing import reserve_slot
 from alerts.planning import plan_deliveries
-from alerts.provider import (
-    InvalidNumberError,
-    OptedOutError,
-    ProviderConfigurationError,
-    RateLimitedError,
-    SmsNotSupportedError,
-    set_provider,
-)
 from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
 from core.urls import public_url
 from simulator.provider import SimulatorProvider

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from alerts import lifecycle
 from alerts.confirmation import confirm
+from alerts.delivery.provider import InvalidNumberError, ProviderUnavailableError
 from alerts.lifecycle import (
     REFERENCE_ALPHABET,
     TRANSITIONS,
@@ -38,7 +39,6 @@ from alerts.models import (
     Partnership,
     utcnow,
 )
-from alerts.provider import InvalidNumberError, ProviderUnavailableError
 from core.extensions import db
 from prompts import text
 from tests.lifecycle_support import (

@@ -7,7 +7,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from alerts.links import (
+from alerts.email.links import (
     CONFIRM_SALT,
     ExpiredLinkError,
     InvalidLinkError,

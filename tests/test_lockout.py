@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from alerts.lockout import (
+from alerts.models import AuditEvent, PinFailure, utcnow
+from alerts.people.lockout import (
     LOCK,
     MAX_FAILURES,
     WINDOW,
@@ -15,8 +16,7 @@ from alerts.lockout import (
     lock_state,
     locked_until,
 )
-from alerts.models import AuditEvent, PinFailure, utcnow
-from alerts.pins import hash_pin
+from alerts.people.pins import hash_pin
 from core.extensions import db
 
 T0 = utcnow().replace(microsecond=0)

@@ -23,9 +23,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from rq.registry import ScheduledJobRegistry
 
-from alerts import mailer
-from alerts.links import read_confirmation_token
-from alerts.mailer import (
+from alerts.email import mailer
+from alerts.email.links import read_confirmation_token
+from alerts.email.mailer import (
     PermanentMailError,
     TransientMailError,
     alert_email,
@@ -723,7 +723,7 @@ def test_the_same_try_twice_schedules_one_retry(app, start_relay, make_email_del
     deliver_email(delivery.id)
     job_id = f"email-{delivery.id}-2"
     first_time = scheduled("urgent").get_scheduled_time(job_id)
-    with caplog.at_level("INFO", logger="alerts.mailer"):
+    with caplog.at_level("INFO", logger="alerts.email.mailer"):
         deliver_email(delivery.id)
     assert scheduled("urgent").get_job_ids() == [job_id]
     assert scheduled("urgent").get_scheduled_time(job_id) == first_time

@@ -13,8 +13,8 @@ import pytest
 from rq import Queue
 from rq.job import JobStatus
 
-from alerts import pacing
-from alerts.pacing import (
+from alerts.delivery import pacing
+from alerts.delivery.pacing import (
     KEY_SLACK_MS,
     LATE_ATTEMPTS,
     PacingBusy,
@@ -189,7 +189,7 @@ def test_a_caller_late_every_time_sends_anyway_and_warns(redis_conn, monkeypatch
     monkeypatch.setattr(pacing, "sleep", always_late)
     first_slot = server_now_us(redis_conn) + 100_000
     redis_conn.set(pace_key("sms"), first_slot)
-    with caplog.at_level(logging.INFO, logger="alerts.pacing"):
+    with caplog.at_level(logging.INFO, logger="alerts.delivery.pacing"):
         wait_for_slot("sms", max_wait=1, rate=10, connection=redis_conn)
     assert len(sleeps) == LATE_ATTEMPTS
     assert int(redis_conn.get(pace_key("sms"))) == first_slot + LATE_ATTEMPTS * 102_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alerts.models import PhoneType
-from alerts.phones import Phone, PhoneNumberError, format_international, parse_phone
+from alerts.people.phones import Phone, PhoneNumberError, format_international, parse_phone
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.pins import WeakPinError, check_pin, generate_pin, hash_pin, verify_pin
+from alerts.people.pins import WeakPinError, check_pin, generate_pin, hash_pin, verify_pin
 
 
 @pytest.mark.parametrize("pin", ["4829", "73515", "20088912", "1357"])

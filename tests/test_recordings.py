@@ -14,15 +14,16 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from alerts import recordings
-from alerts.mailer import alert_email
-from alerts.models import Membership, Recording, RecordingStatus, Role, utcnow
-from alerts.provider import (
+from alerts.delivery.provider import (
     ProviderError,
     ProviderUnavailableError,
     RecordingAudio,
     get_provider,
     set_provider,
 )
+from alerts.delivery.twilio_provider import TwilioProvider
+from alerts.email.mailer import alert_email
+from alerts.models import Membership, Recording, RecordingStatus, Role, utcnow
 from alerts.recordings import (
     accept_recording,
     download_job_id,
@@ -33,7 +34,6 @@ from alerts.recordings import (
     recording_url,
     retention_days,
 )
-from alerts.twilio_provider import TwilioProvider
 from core.extensions import db, get_queue
 from simulator import carrier
 from tests.support import ACCOUNT_SID, silence_wav

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from alerts.models import AuditEvent, Membership, Partnership, Person, PhoneType, Role
-from alerts.roster import RosterError, check_rows, import_roster, read_roster, split_roster
+from alerts.people.roster import RosterError, check_rows, import_roster, read_roster, split_roster
 from core.extensions import db
 
 HEADER = ["name", "phone", "phone2", "email", "language", "role", "address"]

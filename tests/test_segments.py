@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from alerts.segments import (
+from alerts.sms.segments import (
     GSM7,
     GSM7_BASIC_TABLE,
     GSM7_EXTENSION_TABLE,

@@ -23,8 +23,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.serving import make_server
 
-from alerts.models import Channel, Delivery, DeliveryStatus
-from alerts.provider import (
+from alerts.delivery.provider import (
     CallRequest,
     InvalidNumberError,
     OptedOutError,
@@ -33,7 +32,8 @@ from alerts.provider import (
     get_provider,
     set_provider,
 )
-from alerts.twilio_provider import error_for
+from alerts.delivery.twilio_provider import error_for
+from alerts.models import Channel, Delivery, DeliveryStatus
 from core.extensions import db, redis_url
 from core.webhooks import twilio_signed
 from prompts import text

@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from alerts.demo import MEMBERS
 from alerts.models import PhoneType
-from alerts.phones import parse_phone
+from alerts.people.demo import MEMBERS
+from alerts.people.phones import parse_phone
 from core.app import create_app
 from simulator import people, store
 from simulator.calls import GatherPrompt, RecordPrompt

@@ -10,8 +10,8 @@ import pytest
 from flask import Blueprint, Flask, redirect, request
 from werkzeug.serving import make_server
 
+from alerts.delivery.provider import set_provider
 from alerts.models import Channel, DeliveryStatus
-from alerts.provider import set_provider
 from core.app import create_app
 from core.extensions import db
 from core.webhooks import signing_token, twilio_signed

@@ -31,7 +31,7 @@ from alerts.models import (
     Role,
     Zone,
 )
-from alerts.pins import hash_pin
+from alerts.people.pins import hash_pin
 from alerts.tracking import alert_counts
 from core.extensions import db
 from prompts import text

@@ -17,8 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from alerts import sms_inbound
-from alerts.lockout import LOCK, MAX_FAILURES, locked_until
 from alerts.models import (
     AckChannel,
     Acknowledgement,
@@ -30,9 +28,11 @@ from alerts.models import (
     PinFailure,
     utcnow,
 )
-from alerts.pins import hash_pin
-from alerts.segments import is_gsm7, sms_length
-from alerts.sms_inbound import FLOOD_LIMIT, LOCAL_TIME, MAX_SEGMENTS, fit
+from alerts.people.lockout import LOCK, MAX_FAILURES, locked_until
+from alerts.people.pins import hash_pin
+from alerts.sms import inbound as sms_inbound
+from alerts.sms.inbound import FLOOD_LIMIT, LOCAL_TIME, MAX_SEGMENTS, fit
+from alerts.sms.segments import is_gsm7, sms_length
 from alerts.tracking import alert_counts
 from core.extensions import db
 from prompts import CATALOG, LANGUAGES, text

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.sms_commands import (
+from alerts.sms.commands import (
     KEYWORDS,
     SYNONYMS,
     Alert,

@@ -9,15 +9,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from alerts.models import Channel, DeliveryStatus
-from alerts.provider import (
+from alerts.delivery.provider import (
     CallRequest,
     RateLimitedError,
     SmsRequest,
     get_provider,
     set_provider,
 )
-from alerts.status import (
+from alerts.delivery.status import (
     CALL_STATUSES,
     MESSAGE_STATUSES,
     CallStatusReport,
@@ -25,6 +24,7 @@ from alerts.status import (
     StatusChange,
     record_call_status,
 )
+from alerts.models import Channel, DeliveryStatus
 from core.extensions import db
 from tests.support import (
     FakeProvider,
@@ -243,7 +243,7 @@ def test_unknown_sid_is_ignored(client, make_delivery, caplog, route):
         sid, form = (sid := call_sid()), call_status_form(sid, "completed")
     else:
         sid, form = (sid := message_sid()), sms_status_form(sid, "delivered")
-    with caplog.at_level(logging.WARNING, logger="alerts.status"):
+    with caplog.at_level(logging.WARNING, logger="alerts.delivery.status"):
         response = signed_post(client, route, form)
     assert response.status_code == 204
     assert snapshot(other) == before
@@ -277,7 +277,7 @@ def test_a_notices_status_is_logged_quietly_and_changes_nothing(client, make_del
     other = make_delivery(Channel.SMS)
     before = snapshot(other)
     sid = message_sid()
-    with caplog.at_level(logging.INFO, logger="alerts.status"):
+    with caplog.at_level(logging.INFO, logger="alerts.delivery.status"):
         response = signed_post(client, "/sms/status?notice=1", sms_status_form(sid, "delivered"))
     assert response.status_code == 204
     assert snapshot(other) == before
@@ -315,7 +315,7 @@ def test_unknown_status_word_is_ignored(client, make_delivery, caplog):
     """A status word Twilio may add later is logged and ignored: 204, nothing changed."""
     delivery = make_delivery(Channel.CALL)
     before = snapshot(delivery)
-    with caplog.at_level(logging.WARNING, logger="alerts.status"):
+    with caplog.at_level(logging.WARNING, logger="alerts.delivery.status"):
         assert post_call(client, delivery.provider_sid, "teleported").status_code == 204
     assert snapshot(delivery) == before
     assert "status=teleported" in caplog.text

@@ -22,8 +22,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from alerts import twilio_provider
-from alerts.provider import (
+from alerts.delivery import twilio_provider
+from alerts.delivery.provider import (
     CallRequest,
     InvalidNumberError,
     OptedOutError,
@@ -39,7 +39,7 @@ from alerts.provider import (
     UndeliverableError,
     get_provider,
 )
-from alerts.twilio_provider import (
+from alerts.delivery.twilio_provider import (
     HTTP_TIMEOUT_SECONDS,
     TWILIO_ERRORS,
     RedirectingHttpClient,
@@ -514,7 +514,9 @@ def test_requests_are_logged_with_last_digits_only(fake_twilio, make_provider, c
     make_provider(fake_twilio.base("ok")).send_sms(sms_request())
     with pytest.raises(SmsNotSupportedError):
         make_provider(fake_twilio.base("error/400/21614")).send_sms(sms_request())
-    sent, refused = (r.getMessage() for r in caplog.records if r.name == "alerts.twilio_provider")
+    sent, refused = (
+        r.getMessage() for r in caplog.records if r.name == "alerts.delivery.twilio_provider"
+    )
     assert sent == f"twilio sms sent to=***3456 sid=SM{'2' * 32} status=queued"
     assert "to=***3456" in refused
     assert "code=21614" in refused

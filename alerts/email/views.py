@@ -14,14 +14,14 @@ from flask import Blueprint, render_template_string, request, url_for
 from sqlalchemy import select
 
 from alerts.confirmation import confirm, is_confirmable
-from alerts.lifecycle import AlertError, plp_names
-from alerts.links import (
+from alerts.email.links import (
     CONFIRM_PATH,
     ExpiredLinkError,
     LinkError,
     read_confirmation_token,
 )
-from alerts.mailer import email_language
+from alerts.email.mailer import email_language
+from alerts.lifecycle import AlertError, plp_names
 from alerts.models import AckChannel, Acknowledgement, Alert, Person
 from core.extensions import db
 from prompts import FALLBACK_LANGUAGE, LANGUAGES, text

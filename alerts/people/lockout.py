@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 
 from alerts.models import Person, PinFailure, record_audit, utcnow
-from alerts.pins import verify_pin
+from alerts.people.pins import verify_pin
 from core.extensions import db
 
 log = logging.getLogger(__name__)

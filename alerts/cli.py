@@ -15,8 +15,6 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from alerts import directory
-from alerts.directory import DirectoryError
 from alerts.lifecycle import (
     AlertError,
     cancel_alert,
@@ -27,6 +25,8 @@ from alerts.lifecycle import (
     send_all_clear,
 )
 from alerts.models import Alert, AlertOrigin, AlertState, Person, Urgency
+from alerts.people import directory
+from alerts.people.directory import DirectoryError
 from alerts.tracking import alert_counts
 from core.cli import cli_transaction
 from core.extensions import db

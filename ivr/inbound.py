@@ -12,7 +12,7 @@ Each request stands on its own: who calls is read again from the caller ID, the 
 success is a row keyed by the call's SID (`claim_webhook("ivr_pin", CallSid)`), and the
 menu's counters and the recording or alert in question travel in the action URL's query.
 Every handler returns a `VoiceResponse`; the views in `ivr.views` only parse and answer.
-A PIN is checked through `alerts.lockout`, shared with the SMS path.
+A PIN is checked through `alerts.people.lockout`, shared with the SMS path.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from sqlalchemy import exists, select
 
 from alerts.confirmation import confirm, is_confirmable
 from alerts.lifecycle import DECIDER_ROLES, AlertError, raise_alert
-from alerts.lockout import PinOutcome, check_person_pin, locked_until
 from alerts.models import (
     AckChannel,
     Alert,
@@ -42,7 +41,8 @@ from alerts.models import (
     Urgency,
     utcnow,
 )
-from alerts.phones import PhoneNumberError, parse_phone
+from alerts.people.lockout import PinOutcome, check_person_pin, locked_until
+from alerts.people.phones import PhoneNumberError, parse_phone
 from alerts.tracking import alert_counts
 from core.extensions import db
 from core.urls import public_url

@@ -3,7 +3,7 @@
 `handle_inbound` is the one entry point (the `/sms/incoming` view is a thin shell around
 it): the message is claimed by its `MessageSid` (a retry changes nothing twice), a sender
 flooding the number is ignored with one warning, the text is parsed
-(`alerts.sms_commands`), and the command is carried out for the sender's role:
+(`alerts.sms.commands`), and the command is carried out for the sender's role:
 
 - an officer's `ALERTE <pin> <targets> <message>` raises an alert awaiting release;
 - a coordinator's `ALERTE <pin> <message>` raises and releases one for their own PLP;
@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo
 import redis
 from sqlalchemy import func, or_, select
 
-from alerts import sms_commands as cmd
 from alerts.confirmation import CONFIRMABLE_STATES, confirm, is_addressed, is_confirmable
 from alerts.jobs import PENDING_JOBS
 from alerts.lifecycle import (
@@ -50,7 +49,6 @@ from alerts.lifecycle import (
     release_alert,
     resolve_targets,
 )
-from alerts.lockout import PinOutcome, check_person_pin
 from alerts.models import (
     AckChannel,
     Alert,
@@ -66,8 +64,10 @@ from alerts.models import (
     record_audit,
     utcnow,
 )
-from alerts.phones import PhoneNumberError, parse_phone
-from alerts.segments import sms_length
+from alerts.people.lockout import PinOutcome, check_person_pin
+from alerts.people.phones import PhoneNumberError, parse_phone
+from alerts.sms import commands as cmd
+from alerts.sms.segments import sms_length
 from alerts.tracking import alert_counts
 from core.extensions import db, redis_connection, savepoint
 from core.webhooks import MalformedWebhook, claim_webhook

@@ -2,7 +2,7 @@
 
 The REST client is built on first use, never at import or app creation. Every request
 goes to `TWILIO_API_BASE` (tests point it at a validating mock of Twilio's published
-API). Twilio's refusals become the domain errors of `alerts.provider` through one
+API). Twilio's refusals become the domain errors of `alerts.delivery.provider` through one
 table, `TWILIO_ERRORS`, which `error_for` also applies to the `ErrorCode` of a status
 callback.
 """
@@ -22,7 +22,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from alerts.provider import (
+from alerts.delivery.provider import (
     CallRequest,
     InvalidNumberError,
     OptedOutError,

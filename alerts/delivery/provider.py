@@ -1,6 +1,6 @@
 """The phone provider interface: place a call, send an SMS, fetch a recording.
 
-Two implementations: Twilio (`alerts.twilio_provider`) and the local carrier simulator
+Two implementations: Twilio (`alerts.delivery.twilio_provider`) and the local carrier simulator
 (`simulator`). `PHONE_PROVIDER` picks one; `get_provider()` returns the app's instance,
 built on first use (never at import time). Business rules (who is called, when, opt-outs)
 never live in a provider: it only talks to the carrier and reports what the carrier said,
@@ -179,5 +179,5 @@ def set_provider(app: Flask, provider: PhoneProvider | None) -> None:
 def _load_builtin_providers() -> None:
     # Imported on first use: each module registers itself, and the twilio library is
     # only imported by an app that uses it.
-    from alerts import twilio_provider  # noqa: F401, PLC0415
+    from alerts.delivery import twilio_provider  # noqa: F401, PLC0415
     from simulator import provider  # noqa: F401, PLC0415

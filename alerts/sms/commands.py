@@ -6,7 +6,7 @@ are ignored in keywords; the words come from one table, `SYNONYMS`, with the lan
 each word belongs to, so that a reply to someone the directory does not know can still
 be in the language they wrote in. What a command means for its sender (an officer's
 `ALERTE` or a coordinator's, a coordinator's `OUI <ref>` or a member's) is decided by
-`alerts.sms_inbound`, which knows the sender's role and the alert's state.
+`alerts.sms.inbound`, which knows the sender's role and the alert's state.
 
 The grammar (the public contract in ARCHITECTURE.md, "SMS keywords"):
 
@@ -103,7 +103,7 @@ def _index() -> MappingProxyType[str, tuple[Verb, str | None]]:
 KEYWORDS = _index()
 
 # What a PIN, an alert reference and a PLP or zone code look like once folded. Codes
-# follow alerts.directory (2 to 20 letters, digits, - or _); references are the
+# follow alerts.people.directory (2 to 20 letters, digits, - or _); references are the
 # lifecycle's (4 letters and digits), up to the 12 the database keeps.
 _PIN = re.compile(r"[0-9]{1,12}")
 _REFERENCE = re.compile(r"#?([A-Z0-9]{3,12})")

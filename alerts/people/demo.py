@@ -13,11 +13,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from alerts.directory import DirectoryError, add_partnership, add_zone, register_officer, set_pin
 from alerts.models import Partnership, Person, record_audit
-from alerts.phones import format_international
-from alerts.pins import verify_pin
-from alerts.roster import import_roster, read_roster
+from alerts.people.directory import (
+    DirectoryError,
+    add_partnership,
+    add_zone,
+    register_officer,
+    set_pin,
+)
+from alerts.people.phones import format_international
+from alerts.people.pins import verify_pin
+from alerts.people.roster import import_roster, read_roster
 from core.extensions import db
 
 ZONE_CODE, ZONE_NAME = "ZPDEMO", "Zone de police Démo"

@@ -20,8 +20,8 @@ from alerts.models import (
     Zone,
     record_audit,
 )
-from alerts.phones import PhoneNumberError, parse_phone
-from alerts.pins import hash_pin
+from alerts.people.phones import PhoneNumberError, parse_phone
+from alerts.people.pins import hash_pin
 from core.extensions import db
 
 # Codes are typed in SMS ("ALERTE 1234 PLP-PARC,ZP5344 ..."): no spaces or commas.

@@ -28,7 +28,7 @@ from jinja2 import Environment, StrictUndefined
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 
-from alerts.links import confirmation_url
+from alerts.email.links import confirmation_url
 from alerts.models import (
     Acknowledgement,
     Alert,

@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
 from alerts.models import LANGUAGES, Membership, Partnership, Person, Role, record_audit, utcnow
-from alerts.phones import Phone, PhoneNumberError, parse_phone
+from alerts.people.phones import Phone, PhoneNumberError, parse_phone
 from core.extensions import db
 
 COLUMNS = ("name", "phone", "phone2", "email", "language", "role", "address")

@@ -10,9 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
+from alerts.delivery.status import MessageStatusReport, record_sms_status
 from alerts.jobs import after_status_change
-from alerts.sms_inbound import InboundSms, find_sender, handle_inbound
-from alerts.status import MessageStatusReport, record_sms_status
+from alerts.sms.inbound import InboundSms, find_sender, handle_inbound
 from core.extensions import db
 from core.webhooks import MalformedWebhook, malformed_webhook, service_unavailable, twilio_signed
 from prompts import FALLBACK_LANGUAGE, text
