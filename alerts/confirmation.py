@@ -28,7 +28,8 @@ from alerts.models import (
     record_audit,
     utcnow,
 )
-from core.extensions import db, savepoint
+from core.extensions import db
+from core.queue import savepoint
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from alerts.delivery.pacing import PacingBusy, wait_for_slot
-from alerts.delivery.provider import ProviderError, SmsRequest, get_provider
 from alerts.models import (
     Alert,
     AlertOrigin,
@@ -50,8 +48,8 @@ from alerts.models import (
 )
 from alerts.people.directory import DirectoryError, normalize_code
 from alerts.tracking import reached_person_ids
-from core.extensions import db, get_queue, savepoint
-from core.urls import public_url
+from core.extensions import db
+from core.queue import enqueue_after_commit, savepoint
 from prompts import LANGUAGES, text
 from prompts.speech import enqueue_alert_audio
 
@@ -338,11 +336,9 @@ def raise_alert(
         # Every target's charter lets police alerts through without a coordinator's yes.
         release_alert(alert, by=None, now=now)
     else:
-        from alerts import jobs  # noqa: PLC0415 (jobs imports this module)
-
-        jobs.enqueue_after_commit(
+        enqueue_after_commit(
             NOTICE_QUEUE,
-            jobs.notify_coordinators,
+            "alerts.jobs.notify_coordinators",
             alert.id,
             job_id=f"notify-coordinators-{alert.id}",
         )
@@ -672,55 +668,4 @@ def _notify(
 
 
 def _enqueue_notice(queue: str, person: Person, body: str, *, job_id: str) -> None:
-    from alerts import jobs  # noqa: PLC0415 (jobs imports this module)
-
-    jobs.enqueue_after_commit(queue, send_notice, person.id, body, job_id=job_id)
-
-
-def send_notice(person_id: int, body: str, try_number: int = 1) -> str:
-    """Send one notice SMS to a person, paced; retry what the carrier says may pass later.
-
-    Return what happened (for RQ's job result).
-    """
-    person = db.session.get(Person, person_id)
-    if person is None or not person.can_receive_sms:
-        log.info("notice not sent person_id=%s: no mobile or opted out", person_id)
-        return "skipped"
-    try:
-        wait_for_slot("sms", max_wait=NOTICE_MAX_WAIT_SECONDS)
-    except PacingBusy as busy:
-        # A paced wait is not a failed try: the same try runs again when a slot is free.
-        _schedule_notice(person_id, body, try_number, timedelta(seconds=busy.retry_after))
-        return "paced"
-    request = SmsRequest(
-        to=person.phone,
-        body=body,
-        status_callback_url=public_url("messaging.message_status", notice=1),
-    )
-    try:
-        sent = get_provider().send_sms(request)
-    except ProviderError as err:
-        if err.retryable and try_number <= len(NOTICE_RETRY_DELAYS):
-            _schedule_notice(person_id, body, try_number + 1, NOTICE_RETRY_DELAYS[try_number - 1])
-            log.warning(
-                "notice will retry person_id=%s try=%s code=%s error=%s",
-                person_id,
-                try_number,
-                err.code,
-                err,
-            )
-            return "retrying"
-        log.warning(
-            "notice failed person_id=%s try=%s code=%s error=%s",
-            person_id,
-            try_number,
-            err.code,
-            err,
-        )
-        return "failed"
-    log.info("notice sent person_id=%s sid=%s", person_id, sent.sid)
-    return "sent"
-
-
-def _schedule_notice(person_id: int, body: str, try_number: int, delay: timedelta) -> None:
-    get_queue(NOTICE_QUEUE).enqueue_in(delay, send_notice, person_id, body, try_number)
+    enqueue_after_commit(queue, "alerts.jobs.send_notice", person.id, body, job_id=job_id)

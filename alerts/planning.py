@@ -3,10 +3,10 @@
 The database is the source of truth. `plan_deliveries` writes the whole plan of an alert
 in the caller's transaction (bulk insert: 10,000 members x 5 steps in well under two
 seconds, see bench/planning.py); the jobs that carry it out are enqueued only after
-that transaction commits (`alerts.jobs.enqueue_after_commit`), so a job never runs ahead
+that transaction commits (`core.queue.enqueue_after_commit`), so a job never runs ahead
 of its row, and a rollback leaves nothing queued.
 
-Only the steps due within `jobs.SCHEDULE_HORIZON` are enqueued here; later steps (the
+Only the steps due within `schedule.SCHEDULE_HORIZON` are enqueued here; later steps (the
 calls after 3 and 8 minutes, the e-mail after 15) are enqueued by the reconciler as they
 come due, which also cancels nothing to do for members who confirmed in between: their
 later steps are never put on a queue at all.
@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, select
 
 from alerts.cascade import MemberChannels, plan_member
+from alerts.delivery import schedule
 from alerts.models import (
     Alert,
     Channel,
@@ -33,6 +34,7 @@ from alerts.models import (
     Urgency,
 )
 from core.extensions import db
+from core.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,6 @@ def plan_deliveries(alert: Alert, *, now: datetime) -> PlanSummary:
     the alert's release (`released_at`, else `now`). An alert already planned is left as
     it is. Caller commits.
     """
-    from alerts import jobs  # noqa: PLC0415 (jobs imports lifecycle, which imports this)
-
     if _already_planned(alert.id):
         log.warning("alert already planned alert_id=%s: nothing added", alert.id)
         return _summary(alert.id)
@@ -103,44 +103,54 @@ def plan_deliveries(alert: Alert, *, now: datetime) -> PlanSummary:
         # to have the same keys (planned and unreachable rows alike).
         db.session.execute(insert(Delivery.__table__), rows)
 
-    queue = jobs.queue_for(alert)
+    queue = schedule.queue_for(alert)
     due = db.session.execute(
         select(Delivery.id, Delivery.due_at)
         .where(
             Delivery.alert_id == alert.id,
             Delivery.status == DeliveryStatus.PLANNED,
-            Delivery.due_at <= now + jobs.SCHEDULE_HORIZON,
+            Delivery.due_at <= now + schedule.SCHEDULE_HORIZON,
         )
         .order_by(Delivery.id)
     )
     due_now: list[int] = []
     for delivery_id, due_at in due:
         if due_at > now:
-            jobs.enqueue_after_commit(
+            enqueue_after_commit(
                 queue,
-                jobs.run_cascade_step,
+                "alerts.jobs.run_cascade_step",
                 delivery_id,
-                job_id=jobs.step_job_id(delivery_id),
+                job_id=schedule.step_job_id(delivery_id),
                 at=due_at,
             )
         else:
             due_now.append(delivery_id)
     # The first wave in batches, in the order planned (members in roster order).
-    size = jobs.batch_size()
+    size = schedule.batch_size()
     for start in range(0, len(due_now), size):
         batch = tuple(due_now[start : start + size])
         if len(batch) == 1:
-            jobs.enqueue_after_commit(
-                queue, jobs.run_cascade_step, batch[0], job_id=jobs.step_job_id(batch[0])
+            enqueue_after_commit(
+                queue,
+                "alerts.jobs.run_cascade_step",
+                batch[0],
+                job_id=schedule.step_job_id(batch[0]),
             )
         else:
-            jobs.enqueue_after_commit(
-                queue, jobs.run_cascade_batch, batch, job_id=jobs.batch_job_id(alert.id, batch)
+            enqueue_after_commit(
+                queue,
+                "alerts.jobs.run_cascade_batch",
+                batch,
+                job_id=schedule.batch_job_id(alert.id, batch),
             )
-    jobs.enqueue_after_commit(
-        queue, jobs.expire_alert, alert.id, job_id=f"expire-{alert.id}", at=alert.expires_at
+    enqueue_after_commit(
+        queue,
+        "alerts.jobs.expire_alert",
+        alert.id,
+        job_id=f"expire-{alert.id}",
+        at=alert.expires_at,
     )
-    jobs.keep_reconciling(now)
+    schedule.keep_reconciling(now)
 
     summary = PlanSummary(
         members=members, deliveries=len(rows) - unreachable, unreachable=unreachable

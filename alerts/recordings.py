@@ -23,7 +23,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.delivery.provider import ProviderConfigurationError, ProviderError, get_provider
-from alerts.jobs import PendingJob, enqueue_after_commit, enqueue_jobs
 from alerts.models import (
     Charter,
     Membership,
@@ -33,7 +32,8 @@ from alerts.models import (
     RecordingStatus,
     utcnow,
 )
-from core.extensions import db, savepoint
+from core.extensions import db
+from core.queue import PendingJob, enqueue_after_commit, enqueue_jobs, savepoint
 from core.urls import public_url
 from prompts.speech import wav_frames
 
@@ -97,7 +97,10 @@ def accept_recording(
         # The same callback, handled at the same moment by another web worker.
         return _by_sid(provider_sid)
     enqueue_after_commit(
-        RECORDING_QUEUE, download_recording, recording.id, job_id=download_job_id(recording.id)
+        RECORDING_QUEUE,
+        "alerts.jobs.download_recording",
+        recording.id,
+        job_id=download_job_id(recording.id),
     )
     # The purge of the day this one expires: one job per day, whoever schedules it first.
     _after_commit_purge(recording.delete_after)
@@ -202,7 +205,7 @@ def _download_refused(recording: Recording, err: ProviderError, try_number: int,
         recording.error = _short(f"try {try_number}: {err}")
         enqueue_after_commit(
             RECORDING_QUEUE,
-            download_recording,
+            "alerts.jobs.download_recording",
             recording.id,
             try_number + 1,
             job_id=download_job_id(recording.id, try_number + 1),
@@ -346,5 +349,9 @@ def _purge_job(moment: datetime) -> PendingJob:
     day = moment.astimezone(UTC).date() + timedelta(days=1)
     at = datetime.combine(day, PURGE_AT, tzinfo=UTC)
     return PendingJob(
-        PURGE_QUEUE, purge_expired_recordings, (), job_id=f"purge-recordings-{day:%Y%m%d}", at=at
+        PURGE_QUEUE,
+        "alerts.jobs.purge_expired_recordings",
+        (),
+        job_id=f"purge-recordings-{day:%Y%m%d}",
+        at=at,
     )

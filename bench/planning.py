@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, select
 
-from alerts import jobs
+from alerts.delivery import schedule
 from alerts.models import (
     Alert,
     AlertOrigin,
@@ -46,8 +46,10 @@ from alerts.models import (
     utcnow,
 )
 from alerts.planning import plan_deliveries
+from core import queue
 from core.app import create_app
-from core.extensions import db, get_queue, redis_connection
+from core.extensions import db, redis_connection
+from core.queue import get_queue
 
 
 def timed(label: str, count: int, unit: str, func):
@@ -177,11 +179,11 @@ def main() -> None:
                 )
             ).all()
             every_step = [
-                jobs.PendingJob(
+                queue.PendingJob(
                     "urgent",
-                    jobs.run_cascade_step,
+                    "alerts.jobs.run_cascade_step",
                     (delivery_id,),
-                    job_id=jobs.step_job_id(delivery_id),
+                    job_id=schedule.step_job_id(delivery_id),
                     at=due_at if due_at > now else None,
                 )
                 for delivery_id, due_at in rows
@@ -190,7 +192,7 @@ def main() -> None:
                 "(alternative) enqueue all steps",
                 len(every_step),
                 "jobs",
-                lambda: jobs.enqueue_jobs(every_step),
+                lambda: queue.enqueue_jobs(every_step),
             )
             memory = connection.info("memory")["used_memory_human"]
             print(f"  Redis memory with every step on RQ: {memory}")

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.extensions import db, init_redis, migrate
+from core.queue import register_job_aliases
 from core.settings import SETTING_KEYS, SettingsError, load_settings
 from core.webhooks import service_unavailable
 
@@ -67,7 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     init_redis(app)
 
-    # Imported here: these modules import the extensions, which this module sets up.
+    # The composition root: the domain is imported only when an app is built, so importing
+    # `core` (settings, extensions) stays cheap. Deferred imports below say "as above".
     from alerts import models  # noqa: F401, PLC0415 (registers the tables)
     from alerts.email.views import bp as confirm_bp  # noqa: PLC0415
     from alerts.media_views import bp as media_bp  # noqa: PLC0415
@@ -91,7 +93,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from core.cli import register_commands  # noqa: PLC0415
 
     register_commands(app)
+    # The worker readies the cascade (reconciler, carrier built once); jobs that Redis holds
+    # under a path from before the move into capability folders still run.
+    app.extensions["worker_setup"] = [_prepare_worker]
+    from alerts.jobs import LEGACY_PATHS  # noqa: PLC0415 (as above: only when an app is built)
+
+    register_job_aliases(LEGACY_PATHS)
     return app
+
+
+def _prepare_worker(app: Flask) -> None:
+    from alerts.jobs import prepare_worker  # noqa: PLC0415 (as above: only when an app is built)
+
+    prepare_worker(app)
 
 
 def _configure_logging(testing: bool) -> None:

@@ -24,7 +24,8 @@ from alerts.people.directory import DirectoryError
 from alerts.people.phones import format_international
 from alerts.people.pins import generate_pin
 from alerts.people.roster import RosterError, check_rows, import_roster, split_roster
-from core.extensions import QUEUE_NAMES, db, redis_connection
+from core.extensions import db, redis_connection
+from core.queue import QUEUE_NAMES, AliasedJob
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,11 @@ def worker_command(burst: bool, with_scheduler: bool, queues: tuple[str, ...], f
     # The work horse is a fork: it must not reuse the parent's database connections.
     os.register_at_fork(after_in_child=lambda: _dispose_engines(app))
     worker_class = Worker if fork else InProcessWorker
-    worker = worker_class(list(queues or QUEUE_NAMES), connection=connection)
-    # Starts the reconciler (it re-enqueues what Redis lost) and readies what jobs share.
-    from alerts.jobs import prepare_worker  # noqa: PLC0415 (as register_commands does)
-
-    prepare_worker(app)
+    worker = worker_class(list(queues or QUEUE_NAMES), connection=connection, job_class=AliasedJob)
+    # What the domain readies in a worker (create_app hands it in): the reconciler, which
+    # re-enqueues what Redis lost, and what jobs share.
+    for prepare in app.extensions.get("worker_setup", ()):
+        prepare(app)
     log.info(
         "worker starting queues=%s scheduler=%s", ",".join(queues or QUEUE_NAMES), with_scheduler
     )

@@ -7,14 +7,11 @@ use and kept per app in `app.extensions["redis"]`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import redis
 from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from rq import Queue
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
@@ -32,9 +29,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-# Workers take urgent work first: a red alert never waits behind a bulletin.
-QUEUE_NAMES = ("urgent", "default", "low")
 
 
 class Base(DeclarativeBase):
@@ -98,29 +92,3 @@ def redis_connection(app: Flask | None = None) -> redis.Redis:
             health_check_interval=30,
         )
     return state["client"]
-
-
-def get_queue(name: str = "default") -> Queue:
-    """Return the RQ queue `name` on the app's Redis."""
-    if name not in QUEUE_NAMES:
-        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
-    return Queue(name, connection=redis_connection())
-
-
-@contextmanager
-def savepoint() -> Iterator[None]:
-    """Run the block in a savepoint of the session's transaction, flushed at its end.
-
-    On an error inside, only the block's work is undone and the error propagates.
-    """
-    connection = db.session.connection()
-    # pysqlite opens a transaction only before a write, so a SAVEPOINT after mere SELECTs
-    # would be the outermost one and its RELEASE would commit on its own: the caller's
-    # rollback would then leave the block's work in place.
-    if (
-        connection.dialect.name == "sqlite"
-        and not connection.connection.driver_connection.in_transaction
-    ):
-        connection.exec_driver_sql("BEGIN")
-    with db.session.begin_nested():
-        yield

@@ -18,8 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.models import utcnow
 from core.embedded_redis import EmbeddedRedisError
-from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
-from core.heartbeat import HEARTBEAT_JOB_ID, HEARTBEAT_KEY, record_heartbeat
+from core.extensions import db, redis_connection
+from core.heartbeat import HEARTBEAT_JOB_ID, HEARTBEAT_KEY
+from core.queue import QUEUE_NAMES, get_queue
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -90,7 +91,7 @@ def _redis_state() -> dict:
     ):
         with suppress(DuplicateJobError):  # one is already waiting for a worker
             get_queue("urgent").enqueue(
-                record_heartbeat,
+                "core.heartbeat.record_heartbeat",
                 job_id=HEARTBEAT_JOB_ID,
                 unique=True,
                 result_ttl=0,

@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
 from alerts.models import InboundWebhook
-from core.extensions import db, savepoint
+from core.extensions import db
+from core.queue import savepoint
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,15 +15,11 @@ decided. An answering machine gets how to answer by SMS or by calling back.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from alerts.delivery.pacing import PacingBusy, wait_for_slot
-from alerts.delivery.provider import CallRequest, ProviderError, get_provider
-from alerts.jobs import PendingJob, enqueue_jobs
 from alerts.lifecycle import AlertError, NotAllowed, plp_names, reject_alert, release_alert
-from alerts.models import Alert, AlertState, Membership, Person, record_audit, utcnow
+from alerts.models import Alert, AlertState, Membership, Person
 from core.extensions import db
 from core.urls import public_url
 from ivr import twiml
@@ -32,81 +28,6 @@ from ivr.spoken import exercise_words, language_of, spell
 from prompts import text
 
 log = logging.getLogger(__name__)
-
-PACING_MAX_WAIT_SECONDS = 10.0  # as the cascade's steps: then rescheduled, not lost
-RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2))
-
-
-# --- The job -------------------------------------------------------------------------------
-
-
-def release_call_job_id(alert_id: int, person_id: int) -> str:
-    """Return the job id of the release call to one coordinator: one call per alert."""
-    return f"release-call-{alert_id}-{person_id}"
-
-
-def place_release_call(alert_id: int, person_id: int, try_number: int = 1) -> str:
-    """Call a coordinator about an alert awaiting release, paced; return what happened."""
-    alert = db.session.get(Alert, alert_id)
-    person = db.session.get(Person, person_id)
-    if alert is None or alert.state != AlertState.AWAITING_RELEASE or alert.expires_at <= utcnow():
-        db.session.rollback()
-        return "moot"
-    if person is None or person.call_opt_out_at is not None:
-        db.session.rollback()
-        return "skipped"
-    request = CallRequest(
-        to=person.phone,
-        answer_url=public_url("ivr.release_call", alert_id=alert_id, person_id=person_id),
-        status_callback_url=public_url("ivr.release_call_status"),
-    )
-    context = f"alert_id={alert_id} person_id={person_id} try={try_number}"
-    db.session.rollback()  # nothing to write yet: no transaction held while paced
-    try:
-        wait_for_slot("call", max_wait=PACING_MAX_WAIT_SECONDS)
-    except PacingBusy as busy:
-        # A paced wait is not a failed try: the same try runs when a slot is free.
-        _reschedule(alert_id, person_id, try_number, timedelta(seconds=busy.retry_after))
-        log.info("release call paced %s retry_after=%.3f", context, busy.retry_after)
-        return "paced"
-    try:
-        sent = get_provider().place_call(request)
-    except ProviderError as err:
-        if err.retryable and try_number <= len(RETRY_DELAYS):
-            _reschedule(alert_id, person_id, try_number + 1, RETRY_DELAYS[try_number - 1])
-            log.warning("release call will retry %s code=%s error=%s", context, err.code, err)
-            return "retrying"
-        alert = db.session.get(Alert, alert_id)
-        record_audit(
-            "alert.release_call_failed",
-            actor="system",
-            subject=alert,
-            person_id=person_id,
-            code=err.code,
-            message=err.message,
-        )
-        db.session.commit()
-        log.warning("release call failed %s code=%s error=%s", context, err.code, err)
-        return "failed"
-    alert = db.session.get(Alert, alert_id)
-    record_audit(
-        "alert.release_call",
-        actor="system",
-        subject=alert,
-        person_id=person_id,
-        call_sid=sent.sid,
-    )
-    db.session.commit()
-    log.info("release call placed %s call_sid=%s", context, sent.sid)
-    return "placed"
-
-
-def _reschedule(alert_id: int, person_id: int, try_number: int, delay: timedelta) -> None:
-    at = utcnow() + delay
-    job_id = f"{release_call_job_id(alert_id, person_id)}-{try_number}-{int(at.timestamp() * 1000)}"
-    enqueue_jobs(
-        [PendingJob("urgent", place_release_call, (alert_id, person_id, try_number), job_id, at)]
-    )
 
 
 # --- The call ------------------------------------------------------------------------------

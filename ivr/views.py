@@ -23,9 +23,9 @@ from flask import Blueprint, g, request
 from werkzeug.exceptions import HTTPException
 
 from alerts.confirmation import confirm
+from alerts.delivery.closing import after_status_change
 from alerts.delivery.status import CallStatusReport, record_call_status
 from alerts.email.mailer import email_language
-from alerts.jobs import after_status_change
 from alerts.lifecycle import AlertError
 from alerts.models import AckChannel, Alert, AlertState, Channel, Delivery, Person, utcnow
 from core.extensions import db

@@ -43,8 +43,10 @@ import requests
 from flask import current_app
 from sqlalchemy import select
 
+from alerts.delivery.schedule import queue_for
 from alerts.models import partnership_names
 from core.extensions import db
+from core.queue import enqueue_after_commit
 from core.urls import public_url
 from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
 
@@ -489,10 +491,8 @@ def render_job_id(alert_id: int) -> str:
 
 def enqueue_alert_audio(alert: Alert) -> None:
     """Render the alert's speech in a job, after the commit (the release calls this)."""
-    from alerts.jobs import enqueue_after_commit, queue_for  # noqa: PLC0415 (jobs imports us)
-
     enqueue_after_commit(
-        queue_for(alert), render_alert_audio, alert.id, job_id=render_job_id(alert.id)
+        queue_for(alert), "alerts.jobs.render_alert_audio", alert.id, job_id=render_job_id(alert.id)
     )
 
 

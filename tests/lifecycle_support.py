@@ -19,7 +19,8 @@ from alerts.models import (
     Role,
     Zone,
 )
-from core.extensions import db, get_queue
+from core.extensions import db
+from core.queue import get_queue
 
 
 @dataclass

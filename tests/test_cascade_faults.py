@@ -23,6 +23,7 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select, update
 
 from alerts import jobs
+from alerts.delivery import schedule
 from alerts.lifecycle import raise_alert
 from alerts.models import (
     AlertOrigin,
@@ -33,7 +34,8 @@ from alerts.models import (
     DeliveryStatus,
     utcnow,
 )
-from core.extensions import QUEUE_NAMES, db, redis_connection
+from core.extensions import db, redis_connection
+from core.queue import QUEUE_NAMES
 from simulator import store
 from simulator.cli import run_carrier
 from simulator.people import Behaviour
@@ -144,7 +146,7 @@ def test_a_worker_killed_mid_fan_out_loses_no_member_and_calls_none_twice(app, s
     db.session.execute(
         update(Delivery)
         .where(Delivery.status == DeliveryStatus.QUEUED, Delivery.provider_sid.is_(None))
-        .values(updated_at=utcnow() - jobs.INTERRUPTED_AFTER - timedelta(seconds=1))
+        .values(updated_at=utcnow() - schedule.INTERRUPTED_AFTER - timedelta(seconds=1))
     )
     db.session.commit()
     jobs.reconcile()

@@ -31,7 +31,8 @@ from alerts.models import (
     utcnow,
 )
 from alerts.people.pins import hash_pin
-from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
+from core.extensions import db, redis_connection
+from core.queue import QUEUE_NAMES, get_queue
 from prompts import text
 from prompts.speech import cached_audio_url
 from simulator import carrier, store

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from alerts import jobs
+from alerts import jobs, notices
 from alerts.delivery.provider import InvalidNumberError, RateLimitedError
 from alerts.lifecycle import plp_names, raise_alert, reject_alert, release_alert
 from alerts.models import AlertOrigin, AlertState, AuditEvent, Delivery, utcnow
 from core.extensions import db
 from core.urls import public_url
-from ivr import release
 from ivr.menus import MAX_RETRIES
 from prompts import text
 from tests.ivr_support import gather_of, parse, post, query, said, verbs
@@ -103,7 +102,7 @@ def test_a_coordinator_who_opted_out_of_calls_is_only_texted(app, world, awaitin
 
 def test_the_job_places_one_call_to_the_release_url_and_no_delivery(app, world, awaiting, provider):
     """The call goes to the coordinator with the release URLs; audited with its SID; no Delivery."""
-    assert release.place_release_call(awaiting.id, world.coord_a.id) == "placed"
+    assert notices.place_release_call(awaiting.id, world.coord_a.id) == "placed"
     [call] = provider.calls
     assert call.to == world.coord_a.phone
     assert call.answer_url == answer_url(awaiting, world.coord_a)
@@ -122,14 +121,14 @@ def test_the_job_calls_nobody_once_decided(app, world, awaiting, provider, state
     """Decided (or closed) before the job ran: moot, no call."""
     awaiting.state = state
     db.session.commit()
-    assert release.place_release_call(awaiting.id, world.coord_a.id) == "moot"
+    assert notices.place_release_call(awaiting.id, world.coord_a.id) == "moot"
     assert provider.calls == []
 
 
 def test_a_refusal_that_may_pass_is_retried_later(app, world, awaiting, provider):
     """A rate limit: a later try is scheduled; nothing audited as failed."""
     provider.fail_next(RateLimitedError("busy", code="20429"))
-    assert release.place_release_call(awaiting.id, world.coord_a.id) == "retrying"
+    assert notices.place_release_call(awaiting.id, world.coord_a.id) == "retrying"
     retries = [i for i in queued_job_ids("urgent") if i.startswith(f"release-call-{awaiting.id}-")]
     assert len(retries) == 1 and retries[0].split("-")[4] == "2"
     assert "alert.release_call_failed" not in audit_actions(awaiting)
@@ -138,7 +137,7 @@ def test_a_refusal_that_may_pass_is_retried_later(app, world, awaiting, provider
 def test_a_final_refusal_is_audited(app, world, awaiting, provider):
     """An invalid number: failed at once, with an audit event."""
     provider.fail_next(InvalidNumberError("invalid", code="21211"))
-    assert release.place_release_call(awaiting.id, world.coord_a.id) == "failed"
+    assert notices.place_release_call(awaiting.id, world.coord_a.id) == "failed"
     assert "alert.release_call_failed" in audit_actions(awaiting)
 
 

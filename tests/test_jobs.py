@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from alerts import jobs
 from alerts.confirmation import confirm
+from alerts.delivery import closing, reconciler, schedule, steps
 from alerts.delivery.pacing import reserve_slot
 from alerts.delivery.provider import (
     InvalidNumberError,
@@ -42,7 +43,9 @@ from alerts.models import (
     utcnow,
 )
 from alerts.planning import plan_deliveries
-from core.extensions import QUEUE_NAMES, db, get_queue, redis_connection
+from core import queue
+from core.extensions import db, redis_connection
+from core.queue import QUEUE_NAMES, get_queue
 from core.urls import public_url
 from simulator.provider import SimulatorProvider
 from tests.support import call_status_form, signed_post, sms_status_form
@@ -426,7 +429,7 @@ def test_carrier_configuration_error_fails_the_step_with_an_audit_event(app, rel
 
 def test_rate_limited_step_is_retried_later_then_failed(app, released, provider, monkeypatch):
     """A busy carrier: back to planned with a later try; after the last try, failed."""
-    monkeypatch.setattr(jobs, "CARRIER_RETRY_DELAYS", (timedelta(seconds=30),))
+    monkeypatch.setattr(steps, "CARRIER_RETRY_DELAYS", (timedelta(seconds=30),))
     _alert, [person] = released()
     delivery = step(person, 1)
     provider.fail_next(RateLimitedError("slow down", code="20429"), times=2)
@@ -510,7 +513,7 @@ def test_repeated_status_callback_changes_nothing(app, released, provider):
     delivery.status = DeliveryStatus.NO_ANSWER
     db.session.commit()
 
-    jobs.after_status_change(None)
+    closing.after_status_change(None)
 
     db.session.expire_all()
     assert db.session.get(Alert, alert.id).state == AlertState.DELIVERING
@@ -522,7 +525,7 @@ def test_repeated_status_callback_changes_nothing(app, released, provider):
 def test_job_enqueued_after_commit_only_and_once_per_id(app):
     """Nothing is queued before the commit; the same id twice is queued once."""
     for _ in range(2):
-        jobs.enqueue_after_commit("default", jobs.reconcile, job_id="once")
+        queue.enqueue_after_commit("default", "alerts.jobs.reconcile", job_id="once")
     assert get_queue("default").get_job_ids() == []
 
     db.session.commit()
@@ -536,7 +539,7 @@ def test_job_id_already_known_to_redis_is_not_enqueued_again(app):
     get_queue("default").empty()
     redis_connection().hset(Job.key_for("done-before"), "status", "finished")
 
-    jobs.enqueue_after_commit("default", jobs.reconcile, job_id="done-before")
+    queue.enqueue_after_commit("default", "alerts.jobs.reconcile", job_id="done-before")
     db.session.commit()
 
     assert get_queue("default").get_job_ids() == []
@@ -546,7 +549,7 @@ def test_savepoint_release_does_not_enqueue_before_the_real_commit(app):
     """A savepoint's release is no commit: the job waits for the outer transaction."""
     from alerts.lifecycle import savepoint  # noqa: PLC0415
 
-    jobs.enqueue_after_commit("default", jobs.reconcile, job_id="outer")
+    queue.enqueue_after_commit("default", "alerts.jobs.reconcile", job_id="outer")
     with savepoint():
         pass
     assert get_queue("default").get_job_ids() == []
@@ -557,7 +560,7 @@ def test_savepoint_release_does_not_enqueue_before_the_real_commit(app):
 def test_unknown_queue_is_refused(app):
     """A queue name that does not exist is a programming error, caught at once."""
     with pytest.raises(ValueError, match="unknown queue"):
-        jobs.enqueue_after_commit("fast", jobs.reconcile, job_id="x")
+        queue.enqueue_after_commit("fast", "alerts.jobs.reconcile", job_id="x")
 
 
 def test_redis_down_at_commit_keeps_the_plan_and_the_reconciler_enqueues_it(
@@ -594,7 +597,7 @@ def test_release_enqueues_the_first_wave_in_batches_and_later_steps_one_by_one(
 ):
     """Four members: their 8 first steps in one batch job; nothing else is due yet."""
     _alert, people = released({}, {}, {}, {})
-    batches = [j for j in all_job_ids() if j.startswith(jobs.BATCH_JOB_PREFIX)]
+    batches = [j for j in all_job_ids() if j.startswith(schedule.BATCH_JOB_PREFIX)]
     assert len(batches) == 1
     [job] = Job.fetch_many(batches, connection=redis_connection())
     assert sorted(job.args[0]) == first_wave(people)
@@ -672,7 +675,7 @@ def test_workers_racing_on_one_batch_contact_each_member_once(app, released, pro
 def test_the_reconciler_counts_the_steps_of_a_queued_batch_as_held(app, released, provider):
     """A batch still on its queue holds its steps: the reconciler enqueues none of them."""
     _alert, people = released({}, {})
-    assert jobs.held_deliveries() >= set(first_wave(people))
+    assert reconciler.held_deliveries() >= set(first_wave(people))
     assert jobs.reconcile() == 0
 
     run_queued_jobs()
@@ -682,18 +685,18 @@ def test_the_reconciler_counts_the_steps_of_a_queued_batch_as_held(app, released
 def test_a_normal_batch_leaves_no_handover_record(app, released, provider):
     _alert, people = released({}, {})
     jobs.run_cascade_batch(first_wave(people))
-    assert redis_connection().hlen(jobs.HANDOVER_KEY) == 0
+    assert redis_connection().hlen(schedule.HANDOVER_KEY) == 0
 
 
 def abandon(delivery_ids: list[int], states: list[str]) -> None:
     """Leave steps as a batch killed mid-way does: claimed, no SID, its record in Redis."""
     redis_connection().flushdb()  # the killed batch's job is gone from every queue
-    long_ago = utcnow() - jobs.INTERRUPTED_AFTER - timedelta(seconds=1)
+    long_ago = utcnow() - schedule.INTERRUPTED_AFTER - timedelta(seconds=1)
     for delivery_id, state in zip(delivery_ids, states, strict=True):
         delivery = db.session.get(Delivery, delivery_id)
         delivery.status, delivery.updated_at = DeliveryStatus.QUEUED, long_ago
         if state:
-            redis_connection().hset(jobs.HANDOVER_KEY, delivery_id, state)
+            redis_connection().hset(schedule.HANDOVER_KEY, delivery_id, state)
     db.session.commit()
 
 
@@ -705,7 +708,7 @@ def test_reconcile_after_a_killed_batch_resends_only_what_never_reached_the_carr
     _alert, people = released({}, {}, {}, {})
     claimed, with_sid, sending, unknown = (step(p, 1).id for p in people)
     sid = "CA" + "5" * 32
-    abandon([claimed, with_sid, sending, unknown], [jobs.CLAIMED, sid, jobs.SENDING, ""])
+    abandon([claimed, with_sid, sending, unknown], [schedule.CLAIMED, sid, schedule.SENDING, ""])
 
     jobs.reconcile()
     run_queued_jobs()
@@ -718,7 +721,7 @@ def test_reconcile_after_a_killed_batch_resends_only_what_never_reached_the_carr
     for delivery_id in (sending, unknown):
         delivery = db.session.get(Delivery, delivery_id)
         assert (delivery.status, delivery.error_code) == (DeliveryStatus.FAILED, "interrupted")
-    assert redis_connection().hlen(jobs.HANDOVER_KEY) == 0
+    assert redis_connection().hlen(schedule.HANDOVER_KEY) == 0
 
 
 def fresh_status(delivery_id: int):
@@ -729,12 +732,12 @@ def fresh_status(delivery_id: int):
 def test_a_batch_too_slow_to_send_gives_its_claims_back(app, released, provider, monkeypatch):
     """Past the send limit the batch stops sending and puts its claims back on the queue."""
     _alert, people = released({}, {})
-    monkeypatch.setattr(jobs, "CLAIM_SEND_LIMIT", timedelta(seconds=-1))
+    monkeypatch.setattr(steps, "CLAIM_SEND_LIMIT", timedelta(seconds=-1))
 
     counts = jobs.run_cascade_batch(first_wave(people))
 
     assert counts["planned"] == 4 and provider.calls == [] and provider.messages == []
-    assert redis_connection().hlen(jobs.HANDOVER_KEY) == 0
+    assert redis_connection().hlen(schedule.HANDOVER_KEY) == 0
     db.session.expire_all()
     assert {db.session.get(Delivery, i).status for i in first_wave(people)} == {
         DeliveryStatus.PLANNED
@@ -822,15 +825,15 @@ def test_reconcile_keeps_itself_scheduled_and_runs_one_at_a_time(app):
     scheduled = ScheduledJobRegistry(queue=get_queue("urgent")).get_job_ids(cleanup=False)
     assert [j for j in scheduled if j.startswith("reconcile-")]
 
-    redis_connection().set(jobs.RECONCILE_LOCK_KEY, "someone else")
+    redis_connection().set(schedule.RECONCILE_LOCK_KEY, "someone else")
     assert jobs.reconcile() == 0
-    assert redis_connection().get(jobs.RECONCILE_LOCK_KEY) == b"someone else"
+    assert redis_connection().get(schedule.RECONCILE_LOCK_KEY) == b"someone else"
 
 
 def test_start_reconciler_twice_queues_one_chain(app):
     """Two workers starting in the same minute start one reconciler, not two."""
-    jobs.start_reconciler()
-    jobs.start_reconciler()
+    reconciler.start_reconciler()
+    reconciler.start_reconciler()
 
     queued = [j for j in get_queue("urgent").get_job_ids() if j.startswith("reconcile-")]
     scheduled = [
@@ -930,7 +933,7 @@ def test_auto_release_releases_and_plans_the_alert(app, awaiting):
     db.session.expire_all()
     alert = db.session.get(Alert, alert.id)
     assert alert.state == AlertState.DELIVERING
-    assert any(j.startswith(("delivery-", jobs.BATCH_JOB_PREFIX)) for j in all_job_ids())
+    assert any(j.startswith(("delivery-", schedule.BATCH_JOB_PREFIX)) for j in all_job_ids())
 
 
 def test_expiry_closes_an_unreleased_alert_and_tells_its_author(app, awaiting):

@@ -24,7 +24,6 @@ from alerts.lifecycle import (
     release_alert,
     resolve_targets,
     send_all_clear,
-    send_notice,
     transition,
 )
 from alerts.models import (
@@ -39,7 +38,9 @@ from alerts.models import (
     Partnership,
     utcnow,
 )
+from alerts.notices import send_notice
 from core.extensions import db
+from core.queue import get_queue
 from prompts import text
 from tests.lifecycle_support import (
     audit_actions,
@@ -362,7 +363,6 @@ def test_release_tells_the_other_deciders_and_the_author(world):
         if f"notice-{alert.id}-released-{pid}" in jobs
     }
     assert told == {world.coord_a.id, world.officer1.id}
-    from core.extensions import get_queue  # noqa: PLC0415
 
     job = get_queue("urgent").fetch_job(f"notice-{alert.id}-released-{world.coord_a.id}")
     assert job.args == (
@@ -566,7 +566,6 @@ def test_all_clear_goes_to_the_reached_mobiles_only(world):
     jobs = queued_job_ids("default")
     expected = {f"all-clear-{alert.id}-{p.id}" for p in (world.member_a, world.both_ab)}
     assert {j for j in jobs if j.startswith("all-clear-")} == expected
-    from core.extensions import get_queue  # noqa: PLC0415
 
     job = get_queue("default").fetch_job(f"all-clear-{alert.id}-{world.both_ab.id}")
     assert job.args[1] == text(
@@ -628,8 +627,6 @@ def test_notice_skips_landlines_and_opted_out(world, provider):
 def test_notice_retries_a_carrier_outage_later(world, provider):
     """A retryable carrier error schedules the next try; a permanent one gives up."""
     from rq.registry import ScheduledJobRegistry  # noqa: PLC0415
-
-    from core.extensions import get_queue  # noqa: PLC0415
 
     provider.fail_next(ProviderUnavailableError("carrier down"))
     assert send_notice(world.coord_a.id, "x") == "retrying"

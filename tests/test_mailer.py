@@ -46,7 +46,8 @@ from alerts.models import (
     utcnow,
 )
 from core.app import create_app
-from core.extensions import db, get_queue
+from core.extensions import db
+from core.queue import get_queue
 from core.settings import SmtpSettings
 from prompts import LANGUAGES, text
 from tests.support import app_config

@@ -17,7 +17,8 @@ from alerts.models import (
     utcnow,
 )
 from alerts.planning import UNREACHABLE_MESSAGE, PlanSummary, plan_deliveries
-from core.extensions import db, get_queue
+from core.extensions import db
+from core.queue import get_queue
 
 
 def member_of(plp, make_person, **fields):

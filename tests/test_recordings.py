@@ -34,7 +34,8 @@ from alerts.recordings import (
     recording_url,
     retention_days,
 )
-from core.extensions import db, get_queue
+from core.extensions import db
+from core.queue import get_queue
 from simulator import carrier
 from tests.support import ACCOUNT_SID, silence_wav
 

@@ -30,7 +30,8 @@ from alerts.models import (
     utcnow,
 )
 from alerts.recordings import recording_url
-from core.extensions import db, get_queue
+from core.extensions import db
+from core.queue import get_queue
 from core.settings import SettingsError, load_settings
 from prompts import LANGUAGES, speech, text
 from prompts.speech import (

@@ -42,7 +42,8 @@ from alerts.models import (
     utcnow,
 )
 from alerts.recordings import recording_ready, recording_url
-from core.extensions import db, get_queue
+from core.extensions import db
+from core.queue import get_queue
 from core.settings import SmtpSettings
 from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
 
@@ -519,6 +520,8 @@ def _schedule_retry(delivery_id: int, try_number: int, delay: timedelta, *, urge
     job_id = f"email-{delivery_id}-{try_number}"
     try:
         # unique: a try that ran twice schedules the next one once.
-        queue.enqueue_in(delay, deliver_email, delivery_id, try_number, job_id=job_id, unique=True)
+        queue.enqueue_in(
+            delay, "alerts.jobs.deliver_email", delivery_id, try_number, job_id=job_id, unique=True
+        )
     except DuplicateJobError:
         log.info("email retry already scheduled delivery_id=%s try=%s", delivery_id, try_number)

@@ -35,7 +35,6 @@ import redis
 from sqlalchemy import func, or_, select
 
 from alerts.confirmation import CONFIRMABLE_STATES, confirm, is_addressed, is_confirmable
-from alerts.jobs import PENDING_JOBS
 from alerts.lifecycle import (
     DECIDER_ROLES,
     MAX_TEXT_LENGTH,
@@ -69,7 +68,8 @@ from alerts.people.phones import PhoneNumberError, parse_phone
 from alerts.sms import commands as cmd
 from alerts.sms.segments import sms_length
 from alerts.tracking import alert_counts
-from core.extensions import db, redis_connection, savepoint
+from core.extensions import db, redis_connection
+from core.queue import PENDING_JOBS, savepoint
 from core.webhooks import MalformedWebhook, claim_webhook
 from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
 

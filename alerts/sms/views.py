@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
+from alerts.delivery.closing import after_status_change
 from alerts.delivery.status import MessageStatusReport, record_sms_status
-from alerts.jobs import after_status_change
 from alerts.sms.inbound import InboundSms, find_sender, handle_inbound
 from core.extensions import db
 from core.webhooks import MalformedWebhook, malformed_webhook, service_unavailable, twilio_signed
