@@ -42,7 +42,6 @@ from alerts.models import (
     Role,
     Urgency,
     Zone,
-    partnership_names,
     record_audit,
     utcnow,
 )
@@ -55,6 +54,8 @@ from prompts.speech import enqueue_alert_audio
 
 if TYPE_CHECKING:
     from alerts.planning import PlanSummary
+
+from alerts.wording import text_for
 
 log = logging.getLogger(__name__)
 
@@ -627,19 +628,6 @@ def send_all_clear(alert: Alert, *, by: Person, text: str, now: datetime | None 
 
 # ---------------------------------------------------------------------------------------
 # Notices: short SMS about an alert to the people who decide about it
-
-
-def text_for(alert: Alert, key: str, language: str | None, **values: object) -> str:
-    """Return the prompt `key` about `alert`, with its PLPs, reference and exercise marker."""
-    exercise = text("sms.exercise_prefix", language) if alert.exercise else ""
-    return text(
-        key, language, exercise=exercise, plp=plp_names(alert), ref=alert.reference, **values
-    )
-
-
-def plp_names(alert: Alert) -> str:
-    """Return the names of the alert's PLPs, in the order of its targets."""
-    return partnership_names(target.partnership for target in alert.targets)
 
 
 def _plp_codes(alert: Alert) -> str:

@@ -270,11 +270,6 @@ class Partnership(db.Model):
 _PLP_WORD = re.compile(r"^\s*(?:PLP|BIN|KPP)\b\s*[-–:]?\s*(?=\S)", re.IGNORECASE)
 
 
-def partnership_names(partnerships) -> str:
-    """Return the distinct labels of `partnerships`, in their order, as prompts say them."""
-    return ", ".join(dict.fromkeys(p.label for p in partnerships))
-
-
 class Person(db.Model):
     """Anyone the system reaches or hears from: member, coordinator, officer.
 

@@ -16,7 +16,6 @@ from alerts.lifecycle import (
     AlertError,
     close_alert,
     release_alert,
-    text_for,
 )
 from alerts.models import (
     Alert,
@@ -28,6 +27,7 @@ from alerts.models import (
     record_audit,
     utcnow,
 )
+from alerts.wording import text_for
 from core.extensions import db
 from core.queue import (
     PendingJob,

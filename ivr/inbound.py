@@ -44,6 +44,7 @@ from alerts.models import (
 from alerts.people.lockout import PinOutcome, check_person_pin, locked_until
 from alerts.people.phones import PhoneNumberError, parse_phone
 from alerts.tracking import alert_counts
+from alerts.wording import language_for
 from core.extensions import db
 from core.urls import public_url
 from core.webhooks import claim_webhook
@@ -62,7 +63,7 @@ from ivr.menus import (
     resolve,
 )
 from ivr.release import decide, decided_words, decision_parts
-from ivr.spoken import alert_parts, language_of, spell
+from ivr.spoken import alert_parts, spell
 from prompts import FALLBACK_LANGUAGE, text
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def identify(call: InboundCall) -> Caller:
     person = _person_of(call.caller)
     if person is None:
         return Caller(CallerKind.STRANGER, None, FALLBACK_LANGUAGE)
-    language = language_of(person, None)
+    language = language_for(person)
     roles = {membership.role for membership in person.memberships}
     if person.pin_hash is not None and roles & set(DECIDER_ROLES):
         kind = CallerKind.DECIDER

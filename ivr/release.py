@@ -18,13 +18,14 @@ import logging
 
 from sqlalchemy import func, select
 
-from alerts.lifecycle import AlertError, NotAllowed, plp_names, reject_alert, release_alert
+from alerts.lifecycle import AlertError, NotAllowed, reject_alert, release_alert
 from alerts.models import Alert, AlertState, Membership, Person
+from alerts.wording import language_for, plp_names
 from core.extensions import db
 from core.urls import public_url
 from ivr import twiml
 from ivr.menus import MAX_RETRIES, RELEASE_MENU, Action, resolve
-from ivr.spoken import exercise_words, language_of, spell
+from ivr.spoken import exercise_words, spell
 from prompts import text
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def decision_parts(alert: Alert, language: str) -> list[twiml.Part]:
 
 def answer_release_call(alert: Alert | None, person: Person | None, *, machine: bool):
     """Return what the coordinator hears when the release call is answered."""
-    language = language_of(person, alert)
+    language = language_for(person, alert)
     if alert is None or person is None:
         return twiml.goodbye(text("voice.goodbye", language), language)
     if alert.state != AlertState.AWAITING_RELEASE:
@@ -122,7 +123,7 @@ def decide(alert: Alert, person: Person, action: Action, language: str) -> str:
 
 def gather_release_call(alert: Alert | None, person: Person | None, digits: str | None, tries: int):
     """Return what the coordinator hears after pressing a key (or none) at the release call."""
-    language = language_of(person, alert)
+    language = language_for(person, alert)
     if alert is None or person is None:
         return twiml.goodbye(text("voice.goodbye", language), language)
     action = resolve(RELEASE_MENU, digits)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from alerts.lifecycle import plp_names
-from alerts.models import Alert, Person
+from alerts.models import Alert
+from alerts.wording import plp_names
 from ivr import twiml
-from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
+from prompts import text
 
 try:
     from alerts import recordings
@@ -15,14 +15,6 @@ except ImportError:  # the recordings store lands with its own change: until the
     recordings = None
 
 log = logging.getLogger(__name__)
-
-
-def language_of(person: Person | None, alert: Alert | None) -> str:
-    """Return the language a call speaks: the person's, else the alert's, else French."""
-    for language in (person and person.language, alert and alert.language):
-        if language in LANGUAGES:
-            return language
-    return FALLBACK_LANGUAGE
 
 
 def spell(reference: str) -> str:

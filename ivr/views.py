@@ -25,9 +25,9 @@ from werkzeug.exceptions import HTTPException
 from alerts.confirmation import confirm
 from alerts.delivery.closing import after_status_change
 from alerts.delivery.status import CallStatusReport, record_call_status
-from alerts.email.mailer import email_language
 from alerts.lifecycle import AlertError
 from alerts.models import AckChannel, Alert, AlertState, Channel, Delivery, Person, utcnow
+from alerts.wording import language_for
 from core.extensions import db
 from core.urls import public_url
 from core.webhooks import (
@@ -262,7 +262,7 @@ def _call_delivery(delivery_id: int, call: AlertCallRequest) -> Delivery | None:
             call.call_sid,
         )
         return None
-    g.call_language = email_language(delivery.person, delivery.alert)
+    g.call_language = language_for(delivery.person, delivery.alert)
     return delivery
 
 
@@ -270,7 +270,7 @@ def _release_call_rows(alert_id: int, person_id: int):
     """Return the release call's alert and coordinator (None when unknown); set the language."""
     alert = db.session.get(Alert, alert_id)
     person = db.session.get(Person, person_id)
-    g.call_language = spoken.language_of(person, alert)
+    g.call_language = language_for(person, alert)
     if alert is None or person is None:
         log.warning("release call for unknown rows alert_id=%s person_id=%s", alert_id, person_id)
     return alert, person

@@ -44,7 +44,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from alerts.delivery.schedule import queue_for
-from alerts.models import partnership_names
+from alerts.wording import language_for, partnership_names
 from core.extensions import db
 from core.queue import enqueue_after_commit
 from core.urls import public_url
@@ -472,7 +472,6 @@ def alert_call_texts(alert: Alert, language: str | None) -> list[str]:
 
 def recipient_languages(alert: Alert) -> list[str]:
     """Return the languages the alert's recipients are spoken to in, sorted."""
-    from alerts.email.mailer import email_language  # noqa: PLC0415 (alerts imports prompts)
     from alerts.models import Delivery, Person  # noqa: PLC0415
 
     people = db.session.scalars(
@@ -480,8 +479,8 @@ def recipient_languages(alert: Alert) -> list[str]:
             Person.id.in_(select(Delivery.person_id).where(Delivery.alert_id == alert.id))
         )
     )
-    # The IVR speaks to a person in email_language(person, alert): the same rule here.
-    return sorted({email_language(person, alert) for person in people})
+    # The IVR speaks to a person in language_for(person, alert): the same rule here.
+    return sorted({language_for(person, alert) for person in people})
 
 
 def render_job_id(alert_id: int) -> str:

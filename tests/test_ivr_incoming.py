@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from alerts.lifecycle import cancel_alert, plp_names, raise_alert
+from alerts.lifecycle import cancel_alert, raise_alert
 from alerts.models import (
     AckChannel,
     Acknowledgement,
@@ -21,6 +21,7 @@ from alerts.models import (
 )
 from alerts.people.lockout import MAX_FAILURES
 from alerts.people.pins import hash_pin
+from alerts.wording import plp_names
 from core.extensions import db
 from core.urls import public_url
 from ivr import twiml

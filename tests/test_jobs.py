@@ -26,7 +26,6 @@ from alerts.delivery.provider import (
     set_provider,
 )
 from alerts.email.mailer import OUTBOX_DIR
-from alerts.lifecycle import text_for
 from alerts.models import (
     AckChannel,
     Alert,
@@ -43,6 +42,7 @@ from alerts.models import (
     utcnow,
 )
 from alerts.planning import plan_deliveries
+from alerts.wording import text_for
 from core import queue
 from core.extensions import db, redis_connection
 from core.queue import QUEUE_NAMES, get_queue

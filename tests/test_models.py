@@ -23,8 +23,8 @@ from alerts.models import (
     Membership,
     Partnership,
     Role,
-    partnership_names,
 )
+from alerts.wording import partnership_names
 from core.extensions import db
 
 

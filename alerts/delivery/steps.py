@@ -49,6 +49,7 @@ from alerts.models import (
     record_audit,
     utcnow,
 )
+from alerts.wording import text_for
 from core.extensions import db, redis_connection
 from core.queue import (
     PendingJob,
@@ -260,8 +261,6 @@ def _carrier_request(delivery: Delivery) -> CallRequest | SmsRequest:
             # The delivery id lets a callback that beats the SID's commit find its row.
             status_callback_url=public_url("ivr.call_status", delivery=delivery.id),
         )
-    from alerts.lifecycle import text_for  # noqa: PLC0415 (lifecycle imports planning, and jobs)
-
     alert, person = delivery.alert, delivery.person
     language = person.language if person.language in LANGUAGES else alert.language
     return SmsRequest(

@@ -38,14 +38,14 @@ from alerts.models import (
     DeliveryStatus,
     Person,
     Urgency,
-    partnership_names,
     utcnow,
 )
 from alerts.recordings import recording_ready, recording_url
+from alerts.wording import language_for, partnership_names
 from core.extensions import db
 from core.queue import get_queue
 from core.settings import SmtpSettings
-from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
+from prompts import text
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +133,10 @@ border-radius:4px">{{ confirm_button }}</a></p>
 """)
 
 
-def email_language(person: Person, alert: Alert) -> str:
-    """Return the language to write to `person` in: theirs, else the alert's, else French."""
-    for language in (person.language, alert.language):
-        if language in LANGUAGES:
-            return language
-    return FALLBACK_LANGUAGE
-
-
 def alert_email(alert: Alert, person: Person, confirm_url: str) -> EmailMessage:
     """Compose the alert e-mail to `person`, with a one-click link to `confirm_url`."""
     settings = current_app.extensions["settings"]
-    language = email_language(person, alert)
+    language = language_for(person, alert)
     partnerships = [target.partnership for target in alert.targets]
     if not partnerships:
         raise ValueError(f"alert {alert.id} has no target partnership")

@@ -20,9 +20,9 @@ from alerts.email.links import (
     LinkError,
     read_confirmation_token,
 )
-from alerts.email.mailer import email_language
-from alerts.lifecycle import AlertError, plp_names
+from alerts.lifecycle import AlertError
 from alerts.models import AckChannel, Acknowledgement, Alert, Person
+from alerts.wording import language_for, plp_names
 from core.extensions import db
 from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
 
@@ -87,7 +87,7 @@ def _refused(refusal: LinkRefused):
 def show_link(token: str):
     """Show the alert and one button to confirm it (a GET confirms nothing)."""
     alert, person = _load(token)
-    language = email_language(person, alert)
+    language = language_for(person, alert)
     if _acknowledged(alert, person):
         return _page(language, "web.already_confirmed", 200, alert=alert)
     if not is_confirmable(alert):
@@ -105,7 +105,7 @@ def show_link(token: str):
 def confirm_link(token: str):
     """Confirm the alert for the link's person, once; a repeat says it was already done."""
     alert, person = _load(token)
-    language = email_language(person, alert)
+    language = language_for(person, alert)
     try:
         result = confirm(alert, person, AckChannel.EMAIL)
     except AlertError as err:

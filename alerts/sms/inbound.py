@@ -68,10 +68,11 @@ from alerts.people.phones import PhoneNumberError, parse_phone
 from alerts.sms import commands as cmd
 from alerts.sms.segments import sms_length
 from alerts.tracking import alert_counts
+from alerts.wording import language_for
 from core.extensions import db, redis_connection
 from core.queue import PENDING_JOBS, savepoint
 from core.webhooks import MalformedWebhook, claim_webhook
-from prompts import FALLBACK_LANGUAGE, LANGUAGES, text
+from prompts import text
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def handle_inbound(sms: InboundSms, *, now: datetime | None = None) -> str | Non
 
     person = find_sender(sms.from_)
     command = cmd.parse(sms.body)
-    language = _language(person, command)
+    language = language_for(person, hint=command.language)
     context = _Context(sms, person, language)
     _mirror_carrier_opt_out(context, now)
     reply = _dispatch(context, command, now)
@@ -222,7 +223,7 @@ def _flooded(sms: InboundSms, count: int) -> str | None:
         db.session.commit()  # the claim: a retry of an ignored message stays ignored
         return None
     person = find_sender(sms.from_)
-    language = _language(person, cmd.Unknown(""))
+    language = language_for(person)
     record_audit(
         "sms.flood",
         actor=_actor(person, sms.from_),
@@ -590,12 +591,6 @@ def _attempt() -> Iterator[None]:
     except AlertError:
         db.session.info[PENDING_JOBS] = pending
         raise
-
-
-def _language(person: Person | None, command: cmd.Command) -> str:
-    if person is not None and person.language in LANGUAGES:
-        return person.language
-    return command.language or FALLBACK_LANGUAGE
 
 
 def _word(context: _Context, verb: cmd.Verb) -> str:
