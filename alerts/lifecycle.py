@@ -80,7 +80,6 @@ DECIDER_ROLES = (Role.COORDINATOR, Role.STEERING)
 NOTICE_QUEUE = "urgent"
 ALL_CLEAR_QUEUE = "default"
 NOTICE_MAX_WAIT_SECONDS = 30  # pacing: a notice waits this long for a slot, else reschedules
-NOTICE_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
 
 # What a refusal says the alert is, by its state ("alert K7RM is already released").
 _STATE_WORDS = MappingProxyType(

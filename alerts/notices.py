@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from alerts.delivery.pacing import PacingBusy, wait_for_slot
 from alerts.delivery.provider import CallRequest, ProviderError, SmsRequest, get_provider
+from alerts.delivery.schedule import retry_delay
 from alerts.lifecycle import (
     NOTICE_MAX_WAIT_SECONDS,
     NOTICE_QUEUE,
-    NOTICE_RETRY_DELAYS,
     AlertError,
     close_alert,
     release_alert,
@@ -32,6 +32,7 @@ from core.extensions import db
 from core.queue import (
     PendingJob,
     enqueue_after_commit,
+    enqueue_again,
     enqueue_jobs,
 )
 from core.urls import public_url
@@ -39,7 +40,6 @@ from core.urls import public_url
 log = logging.getLogger(__name__)
 # The coordinators' release call: paced as the cascade's steps, then rescheduled, not lost.
 RELEASE_CALL_MAX_WAIT_SECONDS = 10.0
-RELEASE_CALL_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2))
 
 
 def notify_coordinators(alert_id: int) -> str:
@@ -272,10 +272,9 @@ def place_release_call(alert_id: int, person_id: int, try_number: int = 1) -> st
     try:
         sent = get_provider().place_call(request)
     except ProviderError as err:
-        if err.retryable and try_number <= len(RELEASE_CALL_RETRY_DELAYS):
-            _reschedule_release_call(
-                alert_id, person_id, try_number + 1, RELEASE_CALL_RETRY_DELAYS[try_number - 1]
-            )
+        delay = retry_delay("release_call", try_number) if err.retryable else None
+        if delay is not None:
+            _reschedule_release_call(alert_id, person_id, try_number + 1, delay)
             log.warning("release call will retry %s code=%s error=%s", context, err.code, err)
             return "retrying"
         alert = db.session.get(Alert, alert_id)
@@ -306,18 +305,13 @@ def place_release_call(alert_id: int, person_id: int, try_number: int = 1) -> st
 def _reschedule_release_call(
     alert_id: int, person_id: int, try_number: int, delay: timedelta
 ) -> None:
-    at = utcnow() + delay
-    job_id = f"{release_call_job_id(alert_id, person_id)}-{try_number}-{int(at.timestamp() * 1000)}"
-    enqueue_jobs(
-        [
-            PendingJob(
-                "urgent",
-                "alerts.jobs.place_release_call",
-                (alert_id, person_id, try_number),
-                job_id,
-                at,
-            )
-        ]
+    enqueue_again(
+        "urgent",
+        "alerts.jobs.place_release_call",
+        (alert_id, person_id, try_number),
+        base_id=release_call_job_id(alert_id, person_id),
+        try_number=try_number,
+        at=utcnow() + delay,
     )
 
 
@@ -344,8 +338,9 @@ def send_notice(person_id: int, body: str, try_number: int = 1) -> str:
     try:
         sent = get_provider().send_sms(request)
     except ProviderError as err:
-        if err.retryable and try_number <= len(NOTICE_RETRY_DELAYS):
-            _schedule_notice(person_id, body, try_number + 1, NOTICE_RETRY_DELAYS[try_number - 1])
+        delay = retry_delay("notice", try_number) if err.retryable else None
+        if delay is not None:
+            _schedule_notice(person_id, body, try_number + 1, delay)
             log.warning(
                 "notice will retry person_id=%s try=%s code=%s error=%s",
                 person_id,
@@ -367,12 +362,11 @@ def send_notice(person_id: int, body: str, try_number: int = 1) -> str:
 
 
 def _schedule_notice(person_id: int, body: str, try_number: int, delay: timedelta) -> None:
-    at = utcnow() + delay
-    job_id = f"notice-retry-{person_id}-{try_number}-{int(at.timestamp() * 1000)}"
-    enqueue_jobs(
-        [
-            PendingJob(
-                NOTICE_QUEUE, "alerts.jobs.send_notice", (person_id, body, try_number), job_id, at
-            )
-        ]
+    enqueue_again(
+        NOTICE_QUEUE,
+        "alerts.jobs.send_notice",
+        (person_id, body, try_number),
+        base_id=f"notice-retry-{person_id}",
+        try_number=try_number,
+        at=utcnow() + delay,
     )

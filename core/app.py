@@ -84,7 +84,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(media_bp)
     if settings.phone_provider == "simulator":
         # The dev phone page acts as any phone without a login: never with a real carrier.
-        from simulator.views import bp as simulator_bp  # noqa: PLC0415
+        from simulator.adapters.views import bp as simulator_bp  # noqa: PLC0415
 
         app.register_blueprint(simulator_bp)
     app.register_error_handler(SQLAlchemyError, service_unavailable)
@@ -93,6 +93,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from core.cli import register_commands  # noqa: PLC0415
 
     register_commands(app)
+    from alerts.cli import alert_cli  # noqa: PLC0415 (as above: only when an app is built)
+    from alerts.people.cli import COMMANDS as PEOPLE_COMMANDS  # noqa: PLC0415 (as above)
+    from simulator.adapters.cli import simulator_cli  # noqa: PLC0415 (as above)
+
+    for command in (*PEOPLE_COMMANDS, alert_cli, simulator_cli):
+        app.cli.add_command(command)
     # The worker readies the cascade (reconciler, carrier built once); jobs that Redis holds
     # under a path from before the move into capability folders still run.
     app.extensions["worker_setup"] = [_prepare_worker]

@@ -195,6 +195,19 @@ def _put(queue: Queue, jobs: list[PendingJob], now: datetime, pipe) -> None:
             queue.schedule_job(scheduled, j.at, pipeline=pipe)
 
 
+def enqueue_again(
+    queue: str, func: str, args: tuple, *, base_id: str, try_number: int, at: datetime
+) -> str:
+    """Enqueue a later try of job `base_id` for `at`, under a new id; return that id.
+
+    The running job still holds `base_id` (RQ would skip it as known): a later try is
+    `<base_id>-<try>-<ms>`, which the reconciler still reads as the same work.
+    """
+    job_id = f"{base_id}-{try_number}-{int(at.timestamp() * 1000)}"
+    enqueue_jobs([PendingJob(queue, func, tuple(args), job_id=job_id, at=at)])
+    return job_id
+
+
 @contextmanager
 def savepoint() -> Iterator[None]:
     """Run the block in a savepoint of the session's transaction, flushed at its end.

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from alerts import jobs
 from alerts.confirmation import confirm
-from alerts.delivery import closing, reconciler, schedule, steps
+from alerts.delivery import closing, handover, reconciler, schedule, steps
 from alerts.delivery.pacing import reserve_slot
 from alerts.delivery.provider import (
     InvalidNumberError,
@@ -25,7 +25,7 @@ from alerts.delivery.provider import (
     SmsNotSupportedError,
     set_provider,
 )
-from alerts.email.mailer import OUTBOX_DIR
+from alerts.email.smtp import OUTBOX_DIR
 from alerts.models import (
     AckChannel,
     Alert,
@@ -47,7 +47,7 @@ from core import queue
 from core.extensions import db, redis_connection
 from core.queue import QUEUE_NAMES, get_queue
 from core.urls import public_url
-from simulator.provider import SimulatorProvider
+from simulator.adapters.provider import SimulatorProvider
 from tests.support import call_status_form, signed_post, sms_status_form
 
 pytestmark = pytest.mark.app_settings(CALLS_PER_SECOND="1000", SMS_PER_SECOND="1000")
@@ -429,7 +429,7 @@ def test_carrier_configuration_error_fails_the_step_with_an_audit_event(app, rel
 
 def test_rate_limited_step_is_retried_later_then_failed(app, released, provider, monkeypatch):
     """A busy carrier: back to planned with a later try; after the last try, failed."""
-    monkeypatch.setattr(steps, "CARRIER_RETRY_DELAYS", (timedelta(seconds=30),))
+    monkeypatch.setitem(schedule.RETRY_DELAYS, "step", (timedelta(seconds=30),))
     _alert, [person] = released()
     delivery = step(person, 1)
     provider.fail_next(RateLimitedError("slow down", code="20429"), times=2)
@@ -685,7 +685,7 @@ def test_the_reconciler_counts_the_steps_of_a_queued_batch_as_held(app, released
 def test_a_normal_batch_leaves_no_handover_record(app, released, provider):
     _alert, people = released({}, {})
     jobs.run_cascade_batch(first_wave(people))
-    assert redis_connection().hlen(schedule.HANDOVER_KEY) == 0
+    assert redis_connection().hlen(handover.HANDOVER_KEY) == 0
 
 
 def abandon(delivery_ids: list[int], states: list[str]) -> None:
@@ -696,7 +696,7 @@ def abandon(delivery_ids: list[int], states: list[str]) -> None:
         delivery = db.session.get(Delivery, delivery_id)
         delivery.status, delivery.updated_at = DeliveryStatus.QUEUED, long_ago
         if state:
-            redis_connection().hset(schedule.HANDOVER_KEY, delivery_id, state)
+            redis_connection().hset(handover.HANDOVER_KEY, delivery_id, state)
     db.session.commit()
 
 
@@ -708,7 +708,7 @@ def test_reconcile_after_a_killed_batch_resends_only_what_never_reached_the_carr
     _alert, people = released({}, {}, {}, {})
     claimed, with_sid, sending, unknown = (step(p, 1).id for p in people)
     sid = "CA" + "5" * 32
-    abandon([claimed, with_sid, sending, unknown], [schedule.CLAIMED, sid, schedule.SENDING, ""])
+    abandon([claimed, with_sid, sending, unknown], [handover.CLAIMED, sid, handover.SENDING, ""])
 
     jobs.reconcile()
     run_queued_jobs()
@@ -721,7 +721,7 @@ def test_reconcile_after_a_killed_batch_resends_only_what_never_reached_the_carr
     for delivery_id in (sending, unknown):
         delivery = db.session.get(Delivery, delivery_id)
         assert (delivery.status, delivery.error_code) == (DeliveryStatus.FAILED, "interrupted")
-    assert redis_connection().hlen(schedule.HANDOVER_KEY) == 0
+    assert redis_connection().hlen(handover.HANDOVER_KEY) == 0
 
 
 def fresh_status(delivery_id: int):
@@ -737,7 +737,7 @@ def test_a_batch_too_slow_to_send_gives_its_claims_back(app, released, provider,
     counts = jobs.run_cascade_batch(first_wave(people))
 
     assert counts["planned"] == 4 and provider.calls == [] and provider.messages == []
-    assert redis_connection().hlen(schedule.HANDOVER_KEY) == 0
+    assert redis_connection().hlen(handover.HANDOVER_KEY) == 0
     db.session.expire_all()
     assert {db.session.get(Delivery, i).status for i in first_wave(people)} == {
         DeliveryStatus.PLANNED

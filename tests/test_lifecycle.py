@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from alerts import lifecycle
 from alerts.confirmation import confirm
+from alerts.delivery import schedule
 from alerts.delivery.provider import InvalidNumberError, ProviderUnavailableError
 from alerts.lifecycle import (
     REFERENCE_ALPHABET,
@@ -641,5 +642,5 @@ def test_notice_retries_a_carrier_outage_later(world, provider):
 def test_notice_gives_up_after_the_last_retry(world, provider):
     """After the last retry delay, a carrier outage is not retried again."""
     provider.fail_next(ProviderUnavailableError("carrier down"))
-    last = len(lifecycle.NOTICE_RETRY_DELAYS) + 1
+    last = len(schedule.RETRY_DELAYS["notice"]) + 1
     assert send_notice(world.coord_a.id, "x", last) == "failed"

@@ -14,6 +14,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import exists, select, update
 
+from alerts.delivery import handover
 from alerts.delivery.closing import close_if_over
 from alerts.delivery.provider import (
     ProviderError,
@@ -21,21 +22,17 @@ from alerts.delivery.provider import (
 )
 from alerts.delivery.schedule import (
     BATCH_JOB_PREFIX,
-    CLAIMED,
     DELIVERY_JOB_ID,
-    HANDOVER_KEY,
     INTERRUPTED_AFTER,
     INTERRUPTED_MESSAGE,
     OPEN,
     RECONCILE_LOCK_KEY,
     RECONCILE_PERIOD_SECONDS,
     SCHEDULE_HORIZON,
-    SENDING,
     next_slot,
     reconcile_job,
     step_job_id,
 )
-from alerts.delivery.steps import write_sids
 from alerts.models import (
     Alert,
     AlertState,
@@ -181,7 +178,7 @@ def _fail_interrupted(now: datetime, held: set[int]) -> int:
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
-    redis_connection().hdel(HANDOVER_KEY, *abandoned)
+    handover.forget(abandoned)
     log.warning(
         "claimed steps abandoned: marked failed, not sent again count=%d ids=%s",
         failed,
@@ -197,15 +194,13 @@ def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
     run). Handed over with a SID the batch did not save: the SID is saved. "sending", or
     nothing known (a single step's claim, or Redis lost the record): in doubt.
     """
-    connection = redis_connection()
-    states = connection.hmget(HANDOVER_KEY, abandoned)
+    states = handover.states(abandoned)
     table = Delivery.__table__
     doubt, replan, sids = [], [], []
-    for delivery_id, raw in zip(abandoned, states, strict=True):
-        state = raw.decode() if raw is not None else None
-        if state == CLAIMED:
+    for delivery_id, state in zip(abandoned, states, strict=True):
+        if state == handover.CLAIMED:
             replan.append(delivery_id)
-        elif state not in (None, SENDING):
+        elif state not in (None, handover.SENDING):
             sids.append({"b_id": delivery_id, "b_sid": state, "b_at": now})
         else:
             doubt.append(delivery_id)
@@ -220,11 +215,11 @@ def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
             .values(status=DeliveryStatus.PLANNED, updated_at=now)
         )
     if sids:
-        write_sids(sids)
+        handover.write_sids(sids)
     db.session.commit()
     settled = [*replan, *(row["b_id"] for row in sids)]
     if settled:
-        connection.hdel(HANDOVER_KEY, *settled)
+        handover.forget(settled)
         log.warning(
             "abandoned batch claims recovered planned_again=%d sids_saved=%d",
             len(replan),

@@ -30,6 +30,19 @@ RECONCILE_LOCK_KEY = "plp:reconcile:lock"
 INTERRUPTED_AFTER = timedelta(minutes=5)
 INTERRUPTED_MESSAGE = "interrupted: the worker stopped before the carrier answered"
 ERROR_MESSAGE_LENGTH = 500
+# Delays before try 2, 3, ... of work refused for now (the carrier rate-limited or down);
+# after the last delay the work has failed. One table for every kind of work that retries;
+# tests shrink an entry.
+RETRY_DELAYS: dict[str, tuple[timedelta, ...]] = {
+    "step": (
+        timedelta(seconds=10),
+        timedelta(seconds=30),
+        timedelta(minutes=1),
+        timedelta(minutes=2),
+    ),
+    "notice": (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5)),
+    "release_call": (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2)),
+}
 OPEN = tuple(OPEN_STATUSES)
 OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
 # Job ids that carry a delivery: the step jobs, and the mailer's retries (alerts.email.mailer).
@@ -40,12 +53,12 @@ BATCH_JOB_PREFIX = "steps-"
 # batch instead of per step). At most about a second of the slower channel's pace, so a
 # batch's claimed steps never wait long for their pacing slots.
 BATCH_MAX = 50
-# Where a batch's claimed steps stand, in Redis, until their SIDs are in the database:
-# delivery id -> "claimed" (not handed to the carrier yet), "sending" (being handed
-# over) or the carrier's SID. After a killed worker the reconciler sends the "claimed"
-# ones again, saves the SIDs, and marks only the "sending" ones (in doubt) interrupted.
-HANDOVER_KEY = "plp:cascade:handover"
-CLAIMED, SENDING = "claimed", "sending"
+
+
+def retry_delay(kind: str, try_number: int) -> timedelta | None:
+    """Return how long to wait before try `try_number + 1` of `kind`; None after the last."""
+    delays = RETRY_DELAYS[kind]
+    return delays[try_number - 1] if 1 <= try_number <= len(delays) else None
 
 
 def queue_for(alert: Alert) -> str:

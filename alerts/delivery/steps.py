@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
@@ -17,6 +17,7 @@ from alerts.cascade import (
     check_step,
     held_by_earlier_calls,
 )
+from alerts.delivery import handover
 from alerts.delivery.closing import after_delivery, has_confirmed
 from alerts.delivery.pacing import PacingBusy, wait_for_slot
 from alerts.delivery.provider import (
@@ -29,15 +30,14 @@ from alerts.delivery.provider import (
     get_provider,
 )
 from alerts.delivery.schedule import (
-    CLAIMED,
     ERROR_MESSAGE_LENGTH,
-    HANDOVER_KEY,
     INTERRUPTED_AFTER,
     OPEN_VALUES,
-    SENDING,
     queue_for,
+    retry_delay,
     step_job_id,
 )
+from alerts.email.delivery import deliver_email
 from alerts.models import (
     Acknowledgement,
     AlertState,
@@ -50,10 +50,9 @@ from alerts.models import (
     utcnow,
 )
 from alerts.wording import text_for
-from core.extensions import db, redis_connection
+from core.extensions import db
 from core.queue import (
-    PendingJob,
-    enqueue_jobs,
+    enqueue_again,
 )
 from core.urls import public_url
 from prompts import LANGUAGES
@@ -65,14 +64,6 @@ log = logging.getLogger(__name__)
 CLAIM_SEND_LIMIT = INTERRUPTED_AFTER / 2
 # A step waits this long for its pacing slot, else it is rescheduled (alerts.delivery.pacing).
 PACING_MAX_WAIT_SECONDS = 10.0
-# Delays before try 2, 3, ... of a step the carrier could not take (rate limit, outage);
-# after the last, the step is FAILED. Tests shrink this.
-CARRIER_RETRY_DELAYS: tuple[timedelta, ...] = (
-    timedelta(seconds=10),
-    timedelta(seconds=30),
-    timedelta(minutes=1),
-    timedelta(minutes=2),
-)
 # A batch saves its SIDs this many at a time (each commit costs as much as a send).
 SIDS_PER_COMMIT = 10
 
@@ -137,8 +128,6 @@ def run_cascade_step(delivery_id: int, try_number: int = 1) -> str:
     db.session.commit()  # the claim is visible to every other worker before any send
 
     if request is None:
-        from alerts.email.mailer import deliver_email  # noqa: PLC0415 (mailer is heavy; e-mail only)
-
         status = deliver_email(delivery_id)
     else:
         status = _send(delivery_id, request, queue, try_number, context)
@@ -199,12 +188,12 @@ def run_cascade_batch(delivery_ids: Sequence[int]) -> dict[str, int]:
     claimed = _claim_many(list(ready), now)
     if claimed:
         # Before the commit: a claim Redis does not know of is, after a crash, in doubt.
-        redis_connection().hset(HANDOVER_KEY, mapping=dict.fromkeys(claimed, CLAIMED))
+        handover.mark_claimed(claimed)
     try:
         db.session.commit()  # the claims are visible to every other worker before any send
     except SQLAlchemyError:
         if claimed:  # not claimed after all: the record must not say so
-            redis_connection().hdel(HANDOVER_KEY, *claimed)
+            handover.forget(claimed)
         raise
     counts["taken"] += len(ready) - len(claimed)
 
@@ -292,13 +281,13 @@ def _send(
         _unclaim(delivery_id)
         db.session.commit()
         if sids is not None:
-            redis_connection().hdel(HANDOVER_KEY, delivery_id)
+            handover.forget([delivery_id])
         _reschedule(delivery_id, queue, utcnow() + timedelta(seconds=busy.retry_after), try_number)
         log.info("cascade step paced %s retry_after=%.3f", context, busy.retry_after)
         return DeliveryStatus.PLANNED.value
     provider = get_provider()
     if sids is not None:
-        _handover(delivery_id, SENDING)
+        handover.mark_sending(delivery_id)
     try:
         if isinstance(request, CallRequest):
             sent = provider.place_call(request)
@@ -307,10 +296,10 @@ def _send(
     except ProviderError as err:
         status = _refused(delivery_id, err, queue, try_number, context)
         if sids is not None:
-            redis_connection().hdel(HANDOVER_KEY, delivery_id)
+            handover.forget([delivery_id])
         return status
     if sids is not None:
-        _handover(delivery_id, sent.sid)
+        handover.mark_sent(delivery_id, sent.sid)
         sids.append({"b_id": delivery_id, "b_sid": sent.sid, "b_at": utcnow()})
         log.info("cascade step sent %s sid=%s", context, sent.sid)
         return DeliveryStatus.QUEUED.value
@@ -334,10 +323,10 @@ def _refused(
     delivery = db.session.get(Delivery, delivery_id)
     delivery.error_code = err.code
     delivery.error_message = err.message[:ERROR_MESSAGE_LENGTH]
-    if err.retryable and try_number <= len(CARRIER_RETRY_DELAYS):
+    delay = retry_delay("step", try_number) if err.retryable else None
+    if delay is not None:
         delivery.status = DeliveryStatus.PLANNED
         db.session.commit()
-        delay = CARRIER_RETRY_DELAYS[try_number - 1]
         _reschedule(delivery_id, queue, now + delay, try_number + 1)
         log.warning(
             "cascade step will retry %s code=%s delay_s=%d error=%s",
@@ -386,21 +375,10 @@ def _save_sids(sids: list[dict]) -> None:
     """Save the carrier's SIDs of a batch's sent steps (unless a callback already did)."""
     if not sids:
         return
-    write_sids(sids)
+    handover.write_sids(sids)
     db.session.commit()
-    redis_connection().hdel(HANDOVER_KEY, *(row["b_id"] for row in sids))
+    handover.forget(row["b_id"] for row in sids)
     sids.clear()
-
-
-def write_sids(sids: list[dict]) -> None:
-    """Give each delivery ("b_id") its SID ("b_sid", "b_at") unless it has one already."""
-    table = Delivery.__table__
-    db.session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.provider_sid.is_(None))
-        .values(provider_sid=bindparam("b_sid"), sent_at=bindparam("b_at")),
-        sids,
-    )
 
 
 def _give_back(delivery_ids: list[int], ready: dict) -> int:
@@ -408,15 +386,11 @@ def _give_back(delivery_ids: list[int], ready: dict) -> int:
     for delivery_id in delivery_ids:
         _unclaim(delivery_id)
     db.session.commit()
-    redis_connection().hdel(HANDOVER_KEY, *delivery_ids)
+    handover.forget(delivery_ids)
     for delivery_id in delivery_ids:
         _reschedule(delivery_id, ready[delivery_id][1], utcnow(), 1)
     log.warning("cascade batch gave back steps not sent in time count=%d", len(delivery_ids))
     return len(delivery_ids)
-
-
-def _handover(delivery_id: int, state: str) -> None:
-    redis_connection().hset(HANDOVER_KEY, delivery_id, state)
 
 
 def _claim_many(delivery_ids: list[int], now: datetime) -> set[int]:
@@ -447,17 +421,13 @@ def _settle_planned(
 
 def _reschedule(delivery_id: int, queue: str, at: datetime, try_number: int) -> None:
     """Enqueue the step again for `at`, under a new id (the running job holds the first)."""
-    job_id = f"{step_job_id(delivery_id)}-{try_number}-{int(at.timestamp() * 1000)}"
-    enqueue_jobs(
-        [
-            PendingJob(
-                queue,
-                "alerts.jobs.run_cascade_step",
-                (delivery_id, try_number),
-                job_id=job_id,
-                at=at,
-            )
-        ]
+    enqueue_again(
+        queue,
+        "alerts.jobs.run_cascade_step",
+        (delivery_id, try_number),
+        base_id=step_job_id(delivery_id),
+        try_number=try_number,
+        at=at,
     )
 
 
