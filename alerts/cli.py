@@ -18,15 +18,14 @@ from sqlalchemy import func, select
 from alerts.lifecycle import (
     AlertError,
     cancel_alert,
-    raise_alert,
     reject_alert,
     release_alert,
-    resolve_targets,
     send_all_clear,
 )
 from alerts.models import Alert, AlertOrigin, AlertState, Person, Urgency
 from alerts.people import directory
 from alerts.people.directory import DirectoryError
+from alerts.raising import raise_alert, resolve_targets
 from alerts.tracking import alert_counts
 from core.cli import cli_transaction
 from core.extensions import db

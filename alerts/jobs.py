@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from alerts.delivery.reconciler import prepare_worker, reconcile
 from alerts.delivery.steps import run_cascade_batch, run_cascade_step
-from alerts.email.mailer import deliver_email
+from alerts.email.delivery import deliver_email
 from alerts.notices import (
     auto_release,
     escalate_to_steering,
@@ -25,7 +25,7 @@ from alerts.notices import (
 )
 from alerts.recordings import download_recording, purge_expired_recordings
 from core.heartbeat import record_heartbeat
-from prompts.speech import render_alert_audio
+from ivr.prerender import render_alert_audio
 
 __all__ = [
     "auto_release",

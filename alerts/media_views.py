@@ -20,7 +20,8 @@ from flask import Blueprint, abort, send_file
 from alerts.models import utcnow
 from alerts.recordings import recording_file
 from prompts import LANGUAGES
-from prompts.speech import AUDIO_NAME, CONTENT_TYPES, EXTENSIONS, audio_path
+from prompts.audio import CONTENT_TYPES, EXTENSIONS
+from prompts.audio_cache import AUDIO_NAME, audio_path
 
 bp = Blueprint("media", __name__, url_prefix="/media")
 

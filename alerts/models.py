@@ -3,6 +3,10 @@
 The database is the source of truth: every planned delivery is a row before any job
 runs, and every confirmation is one row per alert and person. Enums are stored as
 strings (no native database enum) so that later states need no type migration.
+
+Over 500 lines on purpose: the whole schema in one module, read top to bottom, is what a
+newcomer and a migration author need; splitting tables across files would hide the
+relationships between them.
 """
 
 from __future__ import annotations
@@ -10,14 +14,13 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Enum,
     ForeignKey,
     Index,
@@ -28,39 +31,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 
+from core.clock import UTCDateTime, utcnow
 from core.extensions import db
 
 LANGUAGES = ("fr", "nl", "de", "en")
-
-
-def utcnow() -> datetime:
-    """Return the current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator):
-    """A timestamp stored in UTC and always read back timezone-aware.
-
-    SQLite keeps no timezone; without this, values read from SQLite would be naive and
-    values from PostgreSQL aware, and comparing them would fail.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is not None:
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given; use an aware UTC datetime")
-            value = value.astimezone(UTC)
-        return value
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -501,18 +476,6 @@ class AuditEvent(db.Model):
     subject_type: Mapped[str | None] = mapped_column(String(32))
     subject_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
-
-
-class InboundWebhook(db.Model):
-    """A provider webhook already handled, by its SID: Twilio's retries change nothing twice."""
-
-    __tablename__ = "inbound_webhook"
-    __table_args__ = (UniqueConstraint("kind", "sid"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "sms", "call", "recording"
-    sid: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PinFailure(db.Model):

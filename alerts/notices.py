@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from alerts.delivery.pacing import PacingBusy, wait_for_slot
 from alerts.delivery.provider import CallRequest, ProviderError, SmsRequest, get_provider
@@ -27,6 +27,7 @@ from alerts.models import (
     record_audit,
     utcnow,
 )
+from alerts.tracking import member_count
 from alerts.wording import text_for
 from core.extensions import db
 from core.queue import (
@@ -47,7 +48,7 @@ def notify_coordinators(alert_id: int) -> str:
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.state != AlertState.AWAITING_RELEASE:
         return "moot"
-    members = _member_count(alert)
+    members = member_count(t.partnership_id for t in alert.targets)
     coordinators = _people_with_role(alert, Role.COORDINATOR)
     jobs = _notices(alert, coordinators, "sms.release_request", "release-request", members=members)
     # And a call each (ivr.release: press 1 to release, 2 to reject), paced as the cascade's.
@@ -221,15 +222,6 @@ def _people_with_role(alert: Alert, role: Role) -> list[Person]:
                 )
             )
             .order_by(Person.id)
-        )
-    )
-
-
-def _member_count(alert: Alert) -> int:
-    partnership_ids = [target.partnership_id for target in alert.targets]
-    return db.session.scalar(
-        select(func.count(func.distinct(Membership.person_id))).where(
-            Membership.partnership_id.in_(partnership_ids)
         )
     )
 

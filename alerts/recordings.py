@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.delivery.provider import ProviderConfigurationError, ProviderError, get_provider
+from alerts.delivery.schedule import retry_delay
 from alerts.models import (
     Charter,
     Membership,
@@ -35,21 +36,13 @@ from alerts.models import (
 from core.extensions import db
 from core.queue import PendingJob, enqueue_after_commit, enqueue_jobs, savepoint
 from core.urls import public_url
-from prompts.speech import wav_frames
+from prompts.audio import wav_frames
 
 log = logging.getLogger(__name__)
 
 RECORDINGS_DIR = "recordings"  # under the instance folder
 RECORDING_QUEUE = "urgent"  # the message is about to go out to the members
 TOKEN_BYTES = 32  # secrets.token_urlsafe: 43 characters, 256 bits
-# Delays before try 2, 3, ... of a download that may pass later (the carrier busy or not
-# done with the file); after the last, the recording is FAILED. Tests shrink this.
-DOWNLOAD_RETRY_DELAYS: tuple[timedelta, ...] = (
-    timedelta(seconds=2),
-    timedelta(seconds=10),
-    timedelta(seconds=30),
-    timedelta(minutes=2),
-)
 PURGE_QUEUE = "low"
 PURGE_AT = time(3, 0)  # UTC: a quiet hour
 EXTENSIONS = {"audio/x-wav": "wav", "audio/mpeg": "mp3"}
@@ -154,7 +147,8 @@ def download_recording(recording_id: int, try_number: int = 1) -> str:
     """Fetch a recording's audio from the carrier and store it; return its status.
 
     Retries what may pass later (the carrier busy, or not done with the file yet) after
-    `DOWNLOAD_RETRY_DELAYS`; an empty or invalid file, or a refusal, marks it FAILED.
+    the delays of `RETRY_DELAYS["recording"]`; an empty or invalid file, or a refusal,
+    marks it FAILED.
     """
     recording = db.session.get(Recording, recording_id)
     if recording is None:
@@ -200,8 +194,8 @@ def _download_refused(recording: Recording, err: ProviderError, try_number: int,
     transient = err.retryable or (
         err.message == RECORDING_MISSING_MESSAGE and not isinstance(err, ProviderConfigurationError)
     )
-    if transient and try_number <= len(DOWNLOAD_RETRY_DELAYS):
-        delay = DOWNLOAD_RETRY_DELAYS[try_number - 1]
+    delay = retry_delay("recording", try_number) if transient else None
+    if delay is not None:
         recording.error = _short(f"try {try_number}: {err}")
         enqueue_after_commit(
             RECORDING_QUEUE,

@@ -7,6 +7,7 @@ poll every second during an alert to 10,000 members.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from alerts.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    Membership,
 )
 from core.extensions import db
 
@@ -132,6 +134,15 @@ def alert_counts(alert_id: int) -> AlertCounts:
         confirmed=n_confirmed,
         unreachable=unreachable,
         pending=members - n_confirmed - reached - unreachable,
+    )
+
+
+def member_count(partnership_ids: Iterable[int]) -> int:
+    """Return how many people the PLPs have, each once: the audience of an alert to them."""
+    return db.session.scalar(
+        select(func.count(func.distinct(Membership.person_id))).where(
+            Membership.partnership_id.in_(list(partnership_ids))
+        )
     )
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.app import create_app
 from prompts import LANGUAGES, text
-from prompts.speech import EngineUnavailableError, EspeakEngine, GttsEngine
+from prompts.engines import EngineUnavailableError, EspeakEngine, GttsEngine
 
 TEXTS = (
     "voice.alert_prompt",

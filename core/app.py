@@ -82,11 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(messaging_bp)
     app.register_blueprint(confirm_bp)
     app.register_blueprint(media_bp)
-    if settings.phone_provider == "simulator":
-        # The dev phone page acts as any phone without a login: never with a real carrier.
-        from simulator.adapters.views import bp as simulator_bp  # noqa: PLC0415
-
-        app.register_blueprint(simulator_bp)
+    _add_phones(app)
     app.register_error_handler(SQLAlchemyError, service_unavailable)
     app.register_error_handler(RedisError, service_unavailable)
 
@@ -106,6 +102,40 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_job_aliases(LEGACY_PATHS)
     return app
+
+
+def _add_phones(app: Flask) -> None:
+    """Register the phone providers and the simulator's parts (its page: simulator only)."""
+    from alerts.delivery.provider import register_provider  # noqa: PLC0415 (as above)
+    from simulator.adapters.wiring import wire  # noqa: PLC0415 (as above)
+
+    # `get_provider` builds the chosen provider on first use, and only then imports its
+    # module (the twilio library only in an app that uses it).
+    register_provider("twilio", _twilio_provider)
+    register_provider("simulator", _simulator_provider)
+    # The simulator's core imports nothing of the app: it is lent the app's Redis, webhook
+    # token and rules (whatever the provider: `flask simulator ...` works on any app).
+    wire(app)
+    if app.extensions["settings"].phone_provider == "simulator":
+        # The dev phone page acts as any phone without a login: never with a real carrier.
+        from simulator.adapters.demo import hand_phones_to_the_user  # noqa: PLC0415 (as above)
+        from simulator.adapters.views import bp as simulator_bp  # noqa: PLC0415 (as above)
+
+        app.register_blueprint(simulator_bp)
+        # What `flask demo` does once the demo is loaded: each returns lines to print.
+        app.extensions["demo_setup"] = [hand_phones_to_the_user]
+
+
+def _twilio_provider(app: Flask):
+    from alerts.delivery.twilio_provider import TwilioProvider  # noqa: PLC0415 (as above)
+
+    return TwilioProvider(app.extensions["settings"])
+
+
+def _simulator_provider(app: Flask):
+    from simulator.adapters.provider import SimulatorProvider  # noqa: PLC0415 (as above)
+
+    return SimulatorProvider(app)
 
 
 def _prepare_worker(app: Flask) -> None:

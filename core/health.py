@@ -16,7 +16,7 @@ from rq.exceptions import DuplicateJobError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.models import utcnow
+from core.clock import utcnow
 from core.embedded_redis import EmbeddedRedisError
 from core.extensions import db, redis_connection
 from core.heartbeat import HEARTBEAT_JOB_ID, HEARTBEAT_KEY

@@ -15,12 +15,15 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from flask import current_app, request
+from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
-from alerts.models import InboundWebhook
+from core.clock import UTCDateTime, utcnow
 from core.extensions import db
 from core.queue import savepoint
 from core.settings import Settings
@@ -28,6 +31,18 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 _SIMULATOR_TOKEN_LABEL = b"simulator-webhook-token"
+
+
+class InboundWebhook(db.Model):
+    """A provider webhook already handled, by its SID: Twilio's retries change nothing twice."""
+
+    __tablename__ = "inbound_webhook"
+    __table_args__ = (UniqueConstraint("kind", "sid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "sms", "call", "recording"
+    sid: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MalformedWebhook(ValueError):  # noqa: N818 (reads as what it is: a webhook, malformed)

@@ -41,6 +41,9 @@ class Action(StrEnum):
 
 Menu = Mapping[str, Action]
 
+# A member's alert call: 1 confirms, 0 replays; any other key replays too (ivr.alert_call).
+ALERT_MENU: Menu = MappingProxyType({"1": Action.CONFIRM, "0": Action.REPEAT})
+
 # The coordinator's release call, and each alert awaiting release heard by phone.
 RELEASE_MENU: Menu = MappingProxyType({"1": Action.RELEASE, "2": Action.REJECT, "0": Action.REPEAT})
 # A coordinator or steering member who called the PLP number and gave their PIN.

@@ -1,6 +1,6 @@
-"""The coordinator's release call (level 1): hear the police message, press 1 or 2.
+"""The coordinator's release call tree (level 1): hear the police message, press 1 or 2.
 
-`notify_coordinators` (alerts.jobs) enqueues `place_release_call` for each coordinator,
+`notify_coordinators` (alerts.notices) enqueues `place_release_call` for each coordinator,
 beside the SMS. The job is paced with the cascade's calls and retried when the carrier
 may take it later. No `Delivery` row: deliveries are the members' cascade, and counting a
 coordinator's call among them would skew the alert's counts and its end; the call is
@@ -16,32 +16,26 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from flask import g
+from twilio.twiml.voice_response import VoiceResponse
 
-from alerts.lifecycle import AlertError, NotAllowed, reject_alert, release_alert
-from alerts.models import Alert, AlertState, Membership, Person
+from alerts.errors import AlertError, NotAllowed
+from alerts.lifecycle import reject_alert, release_alert
+from alerts.models import Alert, AlertState, Person
+from alerts.tracking import member_count
 from alerts.wording import language_for, plp_names
 from core.extensions import db
 from core.urls import public_url
 from ivr import twiml
 from ivr.menus import MAX_RETRIES, RELEASE_MENU, Action, resolve
 from ivr.spoken import exercise_words, spell
+from ivr.voice import prompt, voiced, voiced_parts
 from prompts import text
 
 log = logging.getLogger(__name__)
 
 
 # --- The call ------------------------------------------------------------------------------
-
-
-def member_count(alert: Alert) -> int:
-    """Return how many people the alert would reach: the members of its PLPs, once each."""
-    partnership_ids = [target.partnership_id for target in alert.targets]
-    return db.session.scalar(
-        select(func.count(func.distinct(Membership.person_id))).where(
-            Membership.partnership_id.in_(partnership_ids)
-        )
-    )
 
 
 def decision_parts(alert: Alert, language: str) -> list[twiml.Part]:
@@ -57,20 +51,33 @@ def decision_parts(alert: Alert, language: str) -> list[twiml.Part]:
         twiml.PAUSE,
         alert.text,
         twiml.PAUSE,
-        text("voice.release_reach", language, members=member_count(alert)),
+        text(
+            "voice.release_reach",
+            language,
+            members=member_count(t.partnership_id for t in alert.targets),
+        ),
         text("voice.release_prompt", language),
     ]
 
 
-def answer_release_call(alert: Alert | None, person: Person | None, *, machine: bool):
+def release_call_rows(alert_id: int, person_id: int) -> tuple[Alert | None, Person | None]:
+    """Return the release call's alert and coordinator (None when unknown); set the language."""
+    alert = db.session.get(Alert, alert_id)
+    person = db.session.get(Person, person_id)
+    g.call_language = language_for(person, alert)
+    if alert is None or person is None:
+        log.warning("release call for unknown rows alert_id=%s person_id=%s", alert_id, person_id)
+    return alert, person
+
+
+def answer_release_call(alert_id: int, person_id: int, *, machine: bool) -> VoiceResponse:
     """Return what the coordinator hears when the release call is answered."""
+    alert, person = release_call_rows(alert_id, person_id)
     language = language_for(person, alert)
     if alert is None or person is None:
-        return twiml.goodbye(text("voice.goodbye", language), language)
+        return twiml.goodbye(prompt("voice.goodbye", language), language)
     if alert.state != AlertState.AWAITING_RELEASE:
-        return twiml.say_then_hang_up(
-            [decided_words(alert, language), text("voice.goodbye", language)], language
-        )
+        return _decided_then_hang_up(alert, language)
     if machine:
         words = text(
             "voice.release_machine",
@@ -79,9 +86,14 @@ def answer_release_call(alert: Alert | None, person: Person | None, *, machine: 
             plp=plp_names(alert),
             ref=spell(alert.reference),
         )
-        return twiml.machine_message(words, language)
+        return twiml.machine_message(voiced(words, language), language)
     action = public_url("ivr.release_gather", alert_id=alert.id, person_id=person.id, tries=0)
-    return twiml.ask(decision_parts(alert, language), action, language)
+    return twiml.ask(voiced_parts(decision_parts(alert, language), language), action, language)
+
+
+def _decided_then_hang_up(alert: Alert, language: str) -> VoiceResponse:
+    parts = [decided_words(alert, language), text("voice.goodbye", language)]
+    return twiml.say_then_hang_up(voiced_parts(parts, language), language)
 
 
 def decided_words(alert: Alert, language: str) -> str:
@@ -121,23 +133,24 @@ def decide(alert: Alert, person: Person, action: Action, language: str) -> str:
     return words
 
 
-def gather_release_call(alert: Alert | None, person: Person | None, digits: str | None, tries: int):
+def gather_release_call(
+    alert_id: int, person_id: int, digits: str | None, tries: int
+) -> VoiceResponse:
     """Return what the coordinator hears after pressing a key (or none) at the release call."""
+    alert, person = release_call_rows(alert_id, person_id)
     language = language_for(person, alert)
     if alert is None or person is None:
-        return twiml.goodbye(text("voice.goodbye", language), language)
+        return twiml.goodbye(prompt("voice.goodbye", language), language)
     action = resolve(RELEASE_MENU, digits)
     if alert.state != AlertState.AWAITING_RELEASE:
         # A replayed "1" after this coordinator released it hears the same outcome.
-        return twiml.say_then_hang_up(
-            [decided_words(alert, language), text("voice.goodbye", language)], language
-        )
+        return _decided_then_hang_up(alert, language)
     if action in (Action.RELEASE, Action.REJECT):
-        words = decide(alert, person, action, language)
-        return twiml.say_then_hang_up([words, text("voice.goodbye", language)], language)
+        parts = [decide(alert, person, action, language), text("voice.goodbye", language)]
+        return twiml.say_then_hang_up(voiced_parts(parts, language), language)
     if tries >= MAX_RETRIES:
         key = "voice.no_input" if action == Action.SILENCE else "voice.goodbye"
-        return twiml.goodbye(text(key, language), language)
+        return twiml.goodbye(prompt(key, language), language)
     tries += 1
     url = public_url("ivr.release_gather", alert_id=alert.id, person_id=person.id, tries=tries)
     parts = decision_parts(alert, language)
@@ -145,4 +158,4 @@ def gather_release_call(alert: Alert | None, person: Person | None, digits: str 
         parts = [text("voice.invalid_choice", language), *parts]
     elif action == Action.SILENCE:
         parts = parts[-1:]  # only the question again
-    return twiml.ask(parts, url, language)
+    return twiml.ask(voiced_parts(parts, language), url, language)

@@ -1,28 +1,22 @@
 """Pure TwiML builders: what a caller hears, as `VoiceResponse` documents.
 
-Each builder takes the words (from `prompts`), the language and absolute action URLs,
-and returns a `VoiceResponse`; none touches the request, the database or `url_for`.
-`xml_response` is the one way a voice view answers: TwiML as text/xml.
+Each builder takes what is said, the language and absolute action URLs, and returns a
+`VoiceResponse`; none touches the request, the database, the speech cache or `url_for`.
+What is said comes in parts already resolved by `ivr.voice`: a text is said with
+`<Say>` in the language's voice, an `Audio` (rendered speech, a recording) is played,
+`PAUSE` is a short silence. `xml_response` is the one way a voice view answers: TwiML
+as text/xml.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from flask import Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from prompts import FALLBACK_LANGUAGE
-
-try:
-    from prompts.speech import cached_audio_url
-except ImportError:  # the speech cache lands with its own change: until then, always <Say>
-    cached_audio_url = None
-
-log = logging.getLogger(__name__)
 
 GATHER_TIMEOUT_SECONDS = 8  # long enough to find the phone's keypad after the prompt
 PIN_TIMEOUT_SECONDS = 10  # a PIN is typed from memory, digit by digit
@@ -58,51 +52,30 @@ def voice_for(language: str | None) -> Voice:
 
 @dataclass(frozen=True)
 class Audio:
-    """A sound file to play (a coordinator's recording), among spoken parts."""
+    """A sound file to play among spoken parts: rendered speech, a coordinator's recording."""
 
     url: str
 
 
 PAUSE = None  # a part of what is said: a short silence
 Part = str | Audio | None
+Spoken = str | Audio  # one thing said: words for <Say>, or audio to <Play>
 
 
-def speak(parent: VoiceResponse | Gather, words: str, language: str | None) -> None:
-    """Add `words` to `parent`: the rendered audio when cached, else the carrier's voice.
-
-    The one way any text is spoken, so that every prompt benefits from the speech cache.
-    """
-    url = _cached_audio(words, language)
-    if url:
-        parent.play(url)
+def _speak(parent: VoiceResponse | Gather, spoken: Spoken, language: str | None) -> None:
+    if isinstance(spoken, Audio):
+        parent.play(spoken.url)
         return
     voice = voice_for(language)
-    parent.say(words, voice=voice.name, language=voice.locale)
-
-
-def _cached_audio(words: str, language: str | None) -> str | None:
-    if cached_audio_url is None or not words:
-        return None
-    try:
-        return cached_audio_url(words, language or FALLBACK_LANGUAGE)
-    except Exception:  # a cache failure must not cost the caller the message
-        log.exception("speech cache lookup failed language=%s", language)
-        return None
+    parent.say(spoken, voice=voice.name, language=voice.locale)
 
 
 def _add_parts(parent: VoiceResponse | Gather, parts: Sequence[Part], language: str | None):
     for part in parts:
         if part is PAUSE:
             parent.pause(length=PAUSE_SECONDS)
-        elif isinstance(part, Audio):
-            parent.play(part.url)
-        elif part:
-            speak(parent, part, language)
-
-
-def xml_response(response: VoiceResponse) -> Response:
-    """Return `response` as the HTTP answer Twilio expects: TwiML, text/xml."""
-    return Response(str(response), status=200, content_type="text/xml; charset=utf-8")
+        elif part:  # an empty text says nothing
+            _speak(parent, part, language)
 
 
 def ask(
@@ -130,9 +103,9 @@ def ask(
 
 
 def alert_message(
-    intro: str,
-    message: str | Audio,
-    prompt: str,
+    intro: Spoken,
+    message: Spoken,
+    prompt: Spoken,
     action_url: str,
     language: str | None,
 ) -> VoiceResponse:
@@ -140,12 +113,12 @@ def alert_message(
     return ask([intro, PAUSE, message, PAUSE, prompt], action_url, language)
 
 
-def prompt_again(prompt: str, action_url: str, language: str | None) -> VoiceResponse:
+def prompt_again(prompt: Spoken, action_url: str, language: str | None) -> VoiceResponse:
     """Ask for the key once more (the caller said nothing); then go to `action_url`."""
     return ask([prompt], action_url, language)
 
 
-def pin_prompt(words: str, action_url: str, language: str | None) -> VoiceResponse:
+def pin_prompt(words: Spoken, action_url: str, language: str | None) -> VoiceResponse:
     """Ask for the PIN, ended by #; without one, go to `action_url` anyway."""
     return ask(
         [words],
@@ -179,10 +152,10 @@ def record_message(
     return response
 
 
-def hold_on(words: str, url: str, language: str | None, seconds: int) -> VoiceResponse:
+def hold_on(words: Spoken, url: str, language: str | None, seconds: int) -> VoiceResponse:
     """Ask the caller to hold on, wait `seconds`, then go to `url` to check again."""
     response = VoiceResponse()
-    speak(response, words, language)
+    _speak(response, words, language)
     response.pause(length=seconds)
     response.redirect(url, method="POST")
     return response
@@ -204,39 +177,40 @@ def say_then_hang_up(parts: Sequence[Part], language: str | None) -> VoiceRespon
     return response
 
 
-def say_in_languages_then_hang_up(texts: Sequence[tuple[str, str]]) -> VoiceResponse:
+def say_in_languages_then_hang_up(texts: Sequence[tuple[Spoken, str]]) -> VoiceResponse:
     """Say each (words, language) in that language's voice, then hang up."""
     response = VoiceResponse()
     for words, language in texts:
-        speak(response, words, language)
+        _speak(response, words, language)
     response.hangup()
     return response
 
 
-def _spoken_then_hangup(words: str, language: str | None) -> VoiceResponse:
+def _spoken_then_hangup(words: Spoken, language: str | None) -> VoiceResponse:
     return say_then_hang_up([words], language)
 
 
-def ack_confirmed(words: str, language: str | None) -> VoiceResponse:
+def ack_confirmed(words: Spoken, language: str | None) -> VoiceResponse:
     """Thank the caller for confirming, and hang up."""
     return _spoken_then_hangup(words, language)
 
 
-def goodbye(words: str, language: str | None) -> VoiceResponse:
+def goodbye(words: Spoken, language: str | None) -> VoiceResponse:
     """Say goodbye and hang up."""
     return _spoken_then_hangup(words, language)
 
 
-def machine_message(words: str | Sequence[Part], language: str | None) -> VoiceResponse:
+def machine_message(words: Spoken | Sequence[Part], language: str | None) -> VoiceResponse:
     """Leave the message on an answering machine (after its beep), and hang up."""
-    return say_then_hang_up([words] if isinstance(words, str) else words, language)
+    single = isinstance(words, (str, Audio))
+    return say_then_hang_up([words] if single else words, language)
 
 
-def alert_over(words: str, language: str | None) -> VoiceResponse:
+def alert_over(words: Spoken, language: str | None) -> VoiceResponse:
     """Tell the caller the alert is no longer current, and hang up."""
     return _spoken_then_hangup(words, language)
 
 
-def apology(words: str, language: str | None) -> VoiceResponse:
+def apology(words: Spoken, language: str | None) -> VoiceResponse:
     """Apologise for a technical problem, and hang up (never Twilio's "application error")."""
     return _spoken_then_hangup(words, language)

@@ -4,6 +4,11 @@ Each language has one module (`prompts/fr.py`, ...) holding `TEXTS`, a table fro
 text with `{placeholders}`. Keys say where the words go: `sms.*` for text messages,
 `voice.*` for what a caller hears, `email.*` for e-mails. Every key exists in every
 language with the same placeholders (a test checks it). `text()` is the one way in.
+
+The rest of the package turns words into sound, knowing nothing of alerts: `engines`
+(gTTS, espeak-ng, the carrier's <Say>), `audio` (the formats they make) and `audio_cache`
+(rendered speech on disk, looked up by text). What an alert call says, and the job that
+renders it at release, are the IVR's (`ivr.spoken`, `ivr.prerender`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ def text(key: str, language: str | None, /, **values: object) -> str:
         return template.format_map(values)
     except KeyError as err:
         raise PromptError(f"prompt {key!r} needs a value for {err.args[0]!r}") from None
+
+
+def spoken_language(language: str | None) -> str:
+    """Return a language the prompts and the engines speak: `language`, else French."""
+    return language if language in LANGUAGES else FALLBACK_LANGUAGE
 
 
 def placeholders(template: str) -> frozenset[str]:

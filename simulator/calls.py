@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol
 
 # A fixed account for everything the simulator does, shaped as Twilio's ("AC" + 32 hex).
 SIMULATOR_ACCOUNT_SID = "AC" + hashlib.md5(b"plp-simulator", usedforsecurity=False).hexdigest()
 API_VERSION = "2010-04-01"
+
+
+def new_sid(prefix: str) -> str:
+    """Return a new Twilio-shaped SID: `prefix` ("CA", "SM", "RE") and 32 hex digits."""
+    return prefix + uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

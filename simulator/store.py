@@ -6,6 +6,7 @@ atomically, without reading first (a call's life and the dev page write concurre
 Calls and messages are indexed by the simulated person's number: the callee of an
 outbound call or message, the caller or sender of an inbound one. Every write bumps
 `version`, so the dev page polls one integer and fetches `snapshot()` only on change.
+The Redis client is the app's, lent through `config.Wiring`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from core.extensions import redis_connection
-from simulator.people import Behaviour
+from simulator.behaviour import Behaviour, mixed_behaviour
+from simulator.config import wiring
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ LIVE_CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"}
 
 def set_behaviour(number: str, behaviour: Behaviour) -> None:
     """Set how the person at `number` behaves from now on."""
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.hset(BEHAVIOURS_KEY, number, json.dumps(behaviour.to_dict()))
         pipe.incr(VERSION_KEY)
         pipe.execute()
@@ -54,13 +55,18 @@ def set_behaviour(number: str, behaviour: Behaviour) -> None:
 
 def get_behaviour(number: str) -> Behaviour | None:
     """Return the behaviour set for `number`, or None if none was set."""
-    raw = redis_connection().hget(BEHAVIOURS_KEY, number)
+    raw = _redis().hget(BEHAVIOURS_KEY, number)
     return Behaviour.from_dict(json.loads(raw)) if raw is not None else None
+
+
+def behaviour_for(number: str) -> Behaviour:
+    """Return the behaviour set for `number`, else its share of the demo's realistic mix."""
+    return get_behaviour(number) or mixed_behaviour(number, wiring().is_landline)
 
 
 def clear() -> None:
     """Forget every behaviour, call, message, opt-out and pending request."""
-    connection = redis_connection()
+    connection = _redis()
     keys = [key for key in connection.scan_iter(match=PREFIX + "*") if key != VERSION_KEY.encode()]
     with connection.pipeline() as pipe:
         if keys:
@@ -74,7 +80,7 @@ def save_call(record: dict) -> None:
     """Store a new call (`sid`, `direction`, `from`, `to`, `status`, ...) under its number."""
     sid = record["sid"]
     number = record.get("number") or _party(record)
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.hset(CALL_KEY.format(sid=sid), mapping=_encode({**record, "number": number}))
         pipe.lpush(NUMBER_CALLS_KEY.format(number=number), sid)
         pipe.ltrim(NUMBER_CALLS_KEY.format(number=number), 0, MAX_CALLS_PER_NUMBER - 1)
@@ -87,7 +93,7 @@ def update_call(sid: str, **fields: Any) -> None:
     """Set some fields of a stored call (status, answered_by, duration, error, ...)."""
     if not fields:
         return
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.hset(CALL_KEY.format(sid=sid), mapping=_encode(fields))
         pipe.incr(VERSION_KEY)
         pipe.execute()
@@ -95,7 +101,7 @@ def update_call(sid: str, **fields: Any) -> None:
 
 def add_call_event(sid: str, event: dict) -> None:
     """Append an event (a transcript event's `to_json()`, with its "kind") to a call."""
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.rpush(CALL_EVENTS_KEY.format(sid=sid), json.dumps(event))
         pipe.incr(VERSION_KEY)
         pipe.execute()
@@ -104,7 +110,7 @@ def add_call_event(sid: str, event: dict) -> None:
 def set_call_events(sid: str, events: list[dict]) -> None:
     """Replace a call's events (the interpreter's final transcript replaces the live one)."""
     key = CALL_EVENTS_KEY.format(sid=sid)
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.delete(key)
         if events:
             pipe.rpush(key, *(json.dumps(event) for event in events))
@@ -114,7 +120,7 @@ def set_call_events(sid: str, events: list[dict]) -> None:
 
 def get_call(sid: str) -> dict | None:
     """Return a stored call with its events and `live` flag, or None if unknown."""
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.hgetall(CALL_KEY.format(sid=sid))
         pipe.lrange(CALL_EVENTS_KEY.format(sid=sid), 0, -1)
         raw, events = pipe.execute()
@@ -126,7 +132,7 @@ def add_message(record: dict) -> None:
     sid = record["sid"]
     number = record.get("number") or _party(record)
     record = {"error_code": None, "at": now_iso(), **record, "number": number}
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.hset(MESSAGE_KEY.format(sid=sid), mapping=_encode(record))
         pipe.rpush(NUMBER_MESSAGES_KEY.format(number=number), sid)
         pipe.ltrim(NUMBER_MESSAGES_KEY.format(number=number), -MAX_MESSAGES_PER_NUMBER, -1)
@@ -139,7 +145,7 @@ def update_message(sid: str, **fields: Any) -> None:
     """Set some fields of a stored message (status, error_code, ...)."""
     if not fields:
         return
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.hset(MESSAGE_KEY.format(sid=sid), mapping=_encode(fields))
         pipe.incr(VERSION_KEY)
         pipe.execute()
@@ -147,14 +153,14 @@ def update_message(sid: str, **fields: Any) -> None:
 
 def get_message(sid: str) -> dict | None:
     """Return a stored message, or None if unknown."""
-    raw = redis_connection().hgetall(MESSAGE_KEY.format(sid=sid))
+    raw = _redis().hgetall(MESSAGE_KEY.format(sid=sid))
     return _decode(raw) if raw else None
 
 
 def push_keys(call_sid: str, digits: str) -> None:
     """Queue digits pressed on the dev page for the call's next Gather."""
     key = KEYS_KEY.format(sid=call_sid)
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         pipe.rpush(key, digits)
         pipe.expire(key, KEYS_TTL_SECONDS)
         pipe.incr(VERSION_KEY)
@@ -163,7 +169,7 @@ def push_keys(call_sid: str, digits: str) -> None:
 
 def pop_keys(call_sid: str, timeout: float) -> str | None:
     """Return the next digits pressed for the call, waiting up to `timeout` seconds."""
-    connection = redis_connection()
+    connection = _redis()
     key = KEYS_KEY.format(sid=call_sid)
     deadline = time.monotonic() + max(timeout, 0)
     while True:
@@ -179,7 +185,7 @@ def pop_keys(call_sid: str, timeout: float) -> str | None:
 
 def set_opted_out(number: str, opted_out: bool) -> None:
     """Record that `number` texted STOP (True) or START (False) to the PLP."""
-    with redis_connection().pipeline() as pipe:
+    with _redis().pipeline() as pipe:
         if opted_out:
             pipe.sadd(OPTED_OUT_KEY, number)
         else:
@@ -190,40 +196,38 @@ def set_opted_out(number: str, opted_out: bool) -> None:
 
 def is_opted_out(number: str) -> bool:
     """Tell whether `number` opted out of the PLP's SMS at the carrier."""
-    return bool(redis_connection().sismember(OPTED_OUT_KEY, number))
+    return bool(_redis().sismember(OPTED_OUT_KEY, number))
 
 
 def push_request(request: dict) -> None:
     """Hand a request (a call or a message to carry) to the carrier process."""
-    redis_connection().rpush(REQUESTS_KEY, json.dumps(request))
+    _redis().rpush(REQUESTS_KEY, json.dumps(request))
 
 
 def requeue_request(request: dict) -> None:
     """Put a request back at the head of the carrier's queue (it was not carried)."""
-    redis_connection().lpush(REQUESTS_KEY, json.dumps(request))
+    _redis().lpush(REQUESTS_KEY, json.dumps(request))
 
 
 def pop_request(timeout: float) -> dict | None:
     """Take the oldest request for the carrier, waiting up to `timeout` seconds."""
-    popped = redis_connection().blpop(
-        [REQUESTS_KEY], timeout=max(min(timeout, _BLOCK_STEP_SECONDS), 0.01)
-    )
+    popped = _redis().blpop([REQUESTS_KEY], timeout=max(min(timeout, _BLOCK_STEP_SECONDS), 0.01))
     return json.loads(popped[1]) if popped is not None else None
 
 
 def pending_requests() -> int:
     """Return how many requests wait for the carrier process."""
-    return redis_connection().llen(REQUESTS_KEY)
+    return _redis().llen(REQUESTS_KEY)
 
 
 def version() -> int:
     """Return the state's version: it changes on every write."""
-    return int(redis_connection().get(VERSION_KEY) or 0)
+    return int(_redis().get(VERSION_KEY) or 0)
 
 
 def snapshot() -> dict:
     """Return everything the dev page shows, per number, with the version it reflects."""
-    connection = redis_connection()
+    connection = _redis()
     with connection.pipeline() as pipe:
         pipe.get(VERSION_KEY)
         pipe.smembers(NUMBERS_KEY)
@@ -264,6 +268,10 @@ def snapshot() -> dict:
             for i, number in enumerate(numbers)
         },
     }
+
+
+def _redis():
+    return wiring().redis()
 
 
 def _party(record: dict) -> str:

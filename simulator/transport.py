@@ -2,8 +2,9 @@
 
 Every request is signed as Twilio signs it: `RequestValidator(token).compute_signature`
 over the absolute public URL (with its query) and the POSTed parameters, in the
-`X-Twilio-Signature` header. Neither transport follows HTTP redirects: the interpreter
-does, so that each hop is signed for its own URL, as Twilio does.
+`X-Twilio-Signature` header; the token is the app's (`config.Wiring.signing_token`).
+Neither transport follows HTTP redirects: the interpreter does, so that each hop is
+signed for its own URL, as Twilio does.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 
-from flask import Flask, current_app
+from flask import Flask
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
-from core.webhooks import signing_token
+from simulator import config
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,12 @@ class WsgiTransport:
     def __init__(
         self, app: Flask, *, base_url: str | None = None, token: str | None = None
     ) -> None:
-        settings = app.extensions.get("settings")
-        if settings is None and (base_url is None or token is None):
-            raise ValueError("an app without PLP settings needs base_url and token")
+        wired = config.WIRING_KEY in app.extensions
+        if not wired and (base_url is None or token is None):
+            raise ValueError("an app the simulator is not wired to needs base_url and token")
         self.app = app
-        self.base_url = (base_url or settings.public_base_url).rstrip("/")
-        self.token = token if token is not None else signing_token(settings)
+        self.base_url = (base_url or config.settings(app).public_base_url).rstrip("/")
+        self.token = token if token is not None else config.wiring(app).signing_token()
         self._client = app.test_client()
 
     def post(self, url: str, params: dict[str, str]) -> TransportResponse:
@@ -129,9 +130,7 @@ class HttpTransport:
 
     def __init__(self, timeout: float = 15.0, *, token: str | None = None) -> None:
         self.timeout = timeout
-        self.token = (
-            token if token is not None else signing_token(current_app.extensions["settings"])
-        )
+        self.token = token if token is not None else config.wiring().signing_token()
         self._opener = urllib.request.build_opener(_NoRedirects)
 
     def post(self, url: str, params: dict[str, str]) -> TransportResponse:

@@ -54,7 +54,7 @@ from alerts.models import (
 )
 from core.extensions import db, redis_url
 from simulator import store
-from simulator.people import Behaviour
+from simulator.behaviour import Behaviour
 from tests.support import FLASK, PROJECT_ROOT, subprocess_env
 
 WAIT_SECONDS = 240  # a bound for what takes seconds (a busy 2-core CI): reached only on a bug

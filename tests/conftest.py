@@ -8,7 +8,6 @@ starts from an empty schema.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pytest
@@ -33,6 +32,7 @@ from core.app import create_app
 from core.embedded_redis import EmbeddedRedis
 from core.extensions import db
 from tests.support import (
+    SERVER_REDIS_URL,
     TEST_DATABASE_URL,
     FakeProvider,
     app_config,
@@ -40,8 +40,6 @@ from tests.support import (
     database_url_for,
     message_sid,
 )
-
-SERVER_REDIS_URL = os.environ.get("REDIS_URL")
 
 DATABASES = [
     "sqlite",

@@ -6,9 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 from simulator.calls import SIMULATOR_ACCOUNT_SID
-from tests.support import call_sid, signed_post
-
-PLP_NUMBER = "+3225550100"
+from tests.support import PLP_NUMBER, call_sid, signed_post
 
 
 def parse(response) -> ElementTree.Element:

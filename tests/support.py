@@ -29,6 +29,8 @@ from core.extensions import db
 from core.webhooks import signing_token
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# A Redis server for the tests (CI); without it, the embedded redis-server.
+SERVER_REDIS_URL = os.environ.get("REDIS_URL")
 TEST_SECRET = "test-secret-key-not-for-production"
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 # Nothing may reach Google by accident either: tests that mean to try gTTS say so.

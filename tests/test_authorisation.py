@@ -8,13 +8,12 @@ from alerts.lifecycle import (
     NotAllowed,
     can_decide,
     cancel_alert,
-    raise_alert,
     reject_alert,
     release_alert,
-    resolve_targets,
     send_all_clear,
 )
 from alerts.models import AlertOrigin, AlertState, utcnow
+from alerts.raising import raise_alert, resolve_targets
 from core.extensions import db
 from tests.lifecycle_support import build_world, deliveries_of, transitions_of
 

@@ -16,7 +16,6 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from alerts.lifecycle import raise_alert
 from alerts.models import (
     Alert,
     AlertOrigin,
@@ -30,8 +29,9 @@ from alerts.models import (
     Person,
     PhoneType,
 )
+from alerts.raising import raise_alert
 from core.extensions import db
-from simulator.people import Behaviour
+from simulator.behaviour import Behaviour
 from tests.cascade_harness import (
     ANSWER_1,
     Profile,
@@ -42,8 +42,7 @@ from tests.cascade_harness import (
     running_system,
     the_plp,
 )
-from tests.conftest import TEST_DATABASE_URL
-from tests.support import database_url_for
+from tests.support import TEST_DATABASE_URL, database_url_for
 
 pytestmark = pytest.mark.app_settings(
     SIMULATOR_MODE="queue", CALLS_PER_SECOND=1000, SMS_PER_SECOND=1000

@@ -24,7 +24,6 @@ from sqlalchemy import func, select, update
 
 from alerts import jobs
 from alerts.delivery import schedule
-from alerts.lifecycle import raise_alert
 from alerts.models import (
     AlertOrigin,
     CascadeStep,
@@ -34,11 +33,12 @@ from alerts.models import (
     DeliveryStatus,
     utcnow,
 )
+from alerts.raising import raise_alert
 from core.extensions import db, redis_connection
 from core.queue import QUEUE_NAMES
 from simulator import store
-from simulator.cli import run_carrier
-from simulator.people import Behaviour
+from simulator.adapters.cli import run_carrier
+from simulator.behaviour import Behaviour
 from simulator.transport import HttpTransport, TransportResponse
 from tests.cascade_harness import (
     ANSWER_1,
@@ -50,8 +50,7 @@ from tests.cascade_harness import (
     running_system,
     the_plp,
 )
-from tests.conftest import TEST_DATABASE_URL
-from tests.support import database_url_for
+from tests.support import TEST_DATABASE_URL, database_url_for
 
 pytestmark = pytest.mark.app_settings(
     SIMULATOR_MODE="queue", CALLS_PER_SECOND=1000, SMS_PER_SECOND=1000

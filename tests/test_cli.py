@@ -152,7 +152,7 @@ def test_demo_loads_a_working_partnership(runner):
 def test_demo_hands_the_officer_and_coordinator_phones_to_the_user(runner, redis_conn):
     """Their simulated phones wait for the user's keys; a behaviour set before is kept."""
     from simulator import store  # noqa: PLC0415
-    from simulator.people import Behaviour  # noqa: PLC0415
+    from simulator.behaviour import Behaviour  # noqa: PLC0415
 
     store.set_behaviour(OFFICER[1], Behaviour("busy"))
     result = runner.invoke(args=["demo"])

@@ -17,7 +17,6 @@ from alerts.lifecycle import (
     AlertError,
     cancel_alert,
     close_alert,
-    raise_alert,
     reject_alert,
     release_alert,
 )
@@ -33,6 +32,7 @@ from alerts.models import (
     Person,
     utcnow,
 )
+from alerts.raising import raise_alert
 from core.extensions import db
 from prompts import text
 from tests.lifecycle_support import build_world, deliveries_of

@@ -26,9 +26,11 @@ from alerts.models import (
     utcnow,
 )
 from core.extensions import db
-from ivr import twiml
+from ivr import alert_call, twiml
 from ivr import views as ivr_views
+from ivr.menus import ALERT_MENU, Action, resolve
 from prompts import LANGUAGES, text
+from simulator.behaviour import Behaviour
 from simulator.calls import (
     SIMULATOR_ACCOUNT_SID,
     CallContext,
@@ -38,9 +40,11 @@ from simulator.calls import (
     Redirected,
     Said,
 )
-from simulator.people import AnsweringMachine, Behaviour, ScriptedPerson
+from simulator.clock import InstantClock
+from simulator.documents import parse_document
+from simulator.people import AnsweringMachine, ScriptedPerson
 from simulator.transport import WsgiTransport
-from simulator.twiml import InstantClock, parse_document, run_call
+from simulator.twiml import run_call
 from tests.support import call_sid, signed_post
 
 ACTION = "https://plp.example.be/ivr/alert/7/gather?replays=0&silences=0"
@@ -128,19 +132,19 @@ def test_an_unknown_language_speaks_french():
 
 def test_xml_response_is_twiml():
     """The one response helper answers 200 with text/xml and the document."""
-    response = twiml.xml_response(twiml.goodbye("Au revoir.", "fr"))
+    response = ivr_views.xml_response(twiml.goodbye("Au revoir.", "fr"))
     assert response.status_code == 200
     assert response.mimetype == "text/xml"
     assert verbs(parse(response)) == ["Say", "Hangup"]
 
 
 def test_the_menu_is_a_table_from_digit_to_choice():
-    """1 confirms, 0 replays, another key replays, no key is silence."""
-    assert ivr_views.resolve_choice("1") == ivr_views.Choice.CONFIRM
-    assert ivr_views.resolve_choice("0") == ivr_views.Choice.REPLAY
-    assert ivr_views.resolve_choice("7") == ivr_views.Choice.REPLAY
-    assert ivr_views.resolve_choice("") == ivr_views.Choice.SILENCE
-    assert ivr_views.resolve_choice(None) == ivr_views.Choice.SILENCE
+    """1 confirms, 0 replays, another key is unknown (replayed too), no key is silence."""
+    assert resolve(ALERT_MENU, "1") == Action.CONFIRM
+    assert resolve(ALERT_MENU, "0") == Action.REPEAT
+    assert resolve(ALERT_MENU, "7") == Action.UNKNOWN
+    assert resolve(ALERT_MENU, "") == Action.SILENCE
+    assert resolve(ALERT_MENU, None) == Action.SILENCE
 
 
 # --- The webhooks ---------------------------------------------------------------------------
@@ -283,7 +287,7 @@ def test_zero_or_another_key_replays_the_alert_and_counts(client, call_delivery,
 
 def test_replays_stop_after_the_third_with_a_goodbye(client, call_delivery):
     """After MAX_REPLAYS replays another 0 says goodbye and hangs up."""
-    root = parse(gather(client, call_delivery, f"replays={ivr_views.MAX_REPLAYS}", Digits="0"))
+    root = parse(gather(client, call_delivery, f"replays={alert_call.MAX_REPLAYS}", Digits="0"))
     assert verbs(root) == ["Say", "Hangup"]
     assert root[0].text == text("voice.goodbye", "fr")
 
@@ -349,7 +353,7 @@ def test_a_failure_inside_the_call_is_apologised_for(client, call_delivery, monk
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ivr_views, "public_url", broken)
+    monkeypatch.setattr(alert_call, "public_url", broken)
     response = answer(client, call_delivery, AnsweredBy="human")
     assert response.status_code == 200
     root = parse(response)
@@ -425,7 +429,7 @@ def test_simulated_person_pressing_wrong_keys_is_let_go_after_three_replays(app,
     outcome = run(app, call_delivery, ScriptedPerson(Behaviour("answer", keys=("9",) * 6)))
     assert outcome.error is None
     texts = [e.text for e in outcome.events if isinstance(e, Said)]
-    assert texts.count(call_delivery.alert.text) == 1 + ivr_views.MAX_REPLAYS
+    assert texts.count(call_delivery.alert.text) == 1 + alert_call.MAX_REPLAYS
     assert texts[-1] == text("voice.goodbye", "fr")
     assert acknowledgements() == []
 

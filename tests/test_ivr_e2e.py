@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from alerts import jobs, recordings
 from alerts.delivery.provider import set_provider
-from alerts.lifecycle import raise_alert
 from alerts.models import (
     AckChannel,
     Acknowledgement,
@@ -31,11 +30,14 @@ from alerts.models import (
     utcnow,
 )
 from alerts.people.pins import hash_pin
+from alerts.raising import raise_alert
 from core.extensions import db, redis_connection
 from core.queue import QUEUE_NAMES, get_queue
+from ivr.voice import cached_audio_url
 from prompts import text
-from prompts.speech import cached_audio_url
 from simulator import carrier, store
+from simulator.adapters.provider import SimulatorProvider
+from simulator.behaviour import Behaviour
 from simulator.calls import (
     SIMULATOR_ACCOUNT_SID,
     CallContext,
@@ -45,10 +47,10 @@ from simulator.calls import (
     Recorded,
     Said,
 )
-from simulator.people import Behaviour, ScriptedPerson
-from simulator.provider import SimulatorProvider
+from simulator.clock import InstantClock
+from simulator.people import ScriptedPerson
 from simulator.transport import WsgiTransport
-from simulator.twiml import InstantClock, run_call
+from simulator.twiml import run_call
 from tests.lifecycle_support import build_world
 from tests.support import call_sid
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from alerts.lifecycle import cancel_alert, raise_alert
+from alerts.lifecycle import cancel_alert, release_alert
 from alerts.models import (
     AckChannel,
     Acknowledgement,
@@ -21,10 +21,11 @@ from alerts.models import (
 )
 from alerts.people.lockout import MAX_FAILURES
 from alerts.people.pins import hash_pin
+from alerts.raising import raise_alert
 from alerts.wording import plp_names
 from core.extensions import db
 from core.urls import public_url
-from ivr import twiml
+from ivr import inbound, twiml, voice
 from ivr.menus import MAX_RETRIES
 from prompts import text
 from tests.ivr_support import gather_of, parse, post, query, said, verbs, voice_form, words
@@ -574,8 +575,6 @@ def test_pending_decided_meanwhile_says_so(client, world):
     """Released by someone else in the meantime: 2 hears it was sent, nothing changes."""
     alert = awaiting_alert(world)
     sid = logged_in(client, world.coord_a)
-    from alerts.lifecycle import release_alert  # noqa: PLC0415
-
     release_alert(alert, by=world.steering_a)
     db.session.commit()
     gather = gather_of(step(client, world.coord_a, pending_url(alert), "2", sid))
@@ -681,7 +680,7 @@ def test_a_member_pressing_1_after_the_alert_was_cancelled_hears_it_is_over(clie
 def test_rendered_speech_is_played_instead_of_said(client, world, monkeypatch):
     """When the speech cache has the words, <Play> their audio; otherwise <Say>."""
     cached = {fr("voice.pin_prompt"): "https://plp.example.be/media/speech/x.wav"}
-    monkeypatch.setattr(twiml, "cached_audio_url", lambda words, language: cached.get(words))
+    monkeypatch.setattr(voice, "cached_audio_url", lambda words, language: cached.get(words))
     gather = gather_of(dial(client, world.coord_a.phone))
     assert verbs(gather) == ["Play"]
     assert gather[0].text == "https://plp.example.be/media/speech/x.wav"
@@ -693,7 +692,7 @@ def test_a_failing_speech_cache_falls_back_to_say(client, world, monkeypatch):
     def broken(words, language):
         raise OSError("disk")
 
-    monkeypatch.setattr(twiml, "cached_audio_url", broken)
+    monkeypatch.setattr(voice, "cached_audio_url", broken)
     gather = gather_of(dial(client, world.coord_a.phone))
     assert said(gather) == [fr("voice.pin_prompt")]
 
@@ -701,11 +700,10 @@ def test_a_failing_speech_cache_falls_back_to_say(client, world, monkeypatch):
 def test_a_failure_in_a_menu_is_apologised_for(client, world, monkeypatch):
     """An exception in the coordinator's menu: the apology and a hang-up, never a 500."""
     sid = logged_in(client, world.coord_a)
-    from ivr import inbound as incoming  # noqa: PLC0415
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(incoming, "_latest_alert", broken)
+    monkeypatch.setattr(inbound, "_latest_alert", broken)
     root = step(client, world.coord_a, menu_url(), "3", sid)
     assert (verbs(root), said(root)) == (["Say", "Hangup"], [fr("voice.apology")])

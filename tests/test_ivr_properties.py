@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.lifecycle import raise_alert
 from alerts.models import AlertOrigin, utcnow
 from alerts.people.pins import hash_pin
+from alerts.raising import raise_alert
 from core.extensions import db
 from tests.ivr_support import voice_form
 from tests.lifecycle_support import build_world

@@ -7,8 +7,9 @@ from sqlalchemy import func, select
 
 from alerts import jobs, notices
 from alerts.delivery.provider import InvalidNumberError, RateLimitedError
-from alerts.lifecycle import raise_alert, reject_alert, release_alert
+from alerts.lifecycle import reject_alert, release_alert
 from alerts.models import AlertOrigin, AlertState, AuditEvent, Delivery, utcnow
+from alerts.raising import raise_alert
 from alerts.wording import plp_names
 from core.extensions import db
 from core.urls import public_url

@@ -45,7 +45,7 @@ from alerts.planning import plan_deliveries
 from alerts.wording import text_for
 from core import queue
 from core.extensions import db, redis_connection
-from core.queue import QUEUE_NAMES, get_queue
+from core.queue import QUEUE_NAMES, get_queue, savepoint
 from core.urls import public_url
 from simulator.adapters.provider import SimulatorProvider
 from tests.support import call_status_form, signed_post, sms_status_form
@@ -547,7 +547,6 @@ def test_job_id_already_known_to_redis_is_not_enqueued_again(app):
 
 def test_savepoint_release_does_not_enqueue_before_the_real_commit(app):
     """A savepoint's release is no commit: the job waits for the outer transaction."""
-    from alerts.lifecycle import savepoint  # noqa: PLC0415
 
     queue.enqueue_after_commit("default", "alerts.jobs.reconcile", job_id="outer")
     with savepoint():

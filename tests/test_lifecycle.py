@@ -9,21 +9,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from alerts import lifecycle
+from alerts import raising
 from alerts.confirmation import confirm
 from alerts.delivery import schedule
 from alerts.delivery.provider import InvalidNumberError, ProviderUnavailableError
 from alerts.lifecycle import (
-    REFERENCE_ALPHABET,
     TRANSITIONS,
     AlertError,
     IllegalTransition,
     cancel_alert,
     close_alert,
-    raise_alert,
     reject_alert,
     release_alert,
-    resolve_targets,
     send_all_clear,
     transition,
 )
@@ -40,6 +37,7 @@ from alerts.models import (
     utcnow,
 )
 from alerts.notices import send_notice
+from alerts.raising import REFERENCE_ALPHABET, raise_alert, resolve_targets
 from core.extensions import db
 from core.queue import get_queue
 from prompts import text
@@ -193,7 +191,7 @@ def test_reference_collision_draws_another(world, monkeypatch):
     """A drawn reference already in use is not reused: the next draw is taken."""
     first = police_alert(world)
     draws = iter(first.reference + "WXY3")
-    monkeypatch.setattr(lifecycle.secrets, "choice", lambda _alphabet: next(draws))
+    monkeypatch.setattr(raising.secrets, "choice", lambda _alphabet: next(draws))
     second = police_alert(world)
     assert second.reference == "WXY3"
 

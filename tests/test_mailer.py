@@ -23,15 +23,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from rq.registry import ScheduledJobRegistry
 
-from alerts.email import mailer
+from alerts.delivery import schedule
+from alerts.email import smtp as email_smtp
+from alerts.email.compose import alert_email
+from alerts.email.delivery import deliver_email
 from alerts.email.links import read_confirmation_token
-from alerts.email.mailer import (
-    PermanentMailError,
-    TransientMailError,
-    alert_email,
-    deliver_email,
-    send_email,
-)
+from alerts.email.smtp import PermanentMailError, TransientMailError, send_email
 from alerts.models import (
     AckChannel,
     Acknowledgement,
@@ -581,7 +578,7 @@ def test_connection_refused_is_transient(app):
 
 def test_silent_relay_times_out_as_transient(app, monkeypatch):
     """A relay that accepts the connection but never greets is a transient timeout."""
-    monkeypatch.setattr(mailer, "SMTP_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(email_smtp, "SMTP_TIMEOUT_SECONDS", 0.5)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # the kernel completes the handshake; nobody ever answers
@@ -623,7 +620,7 @@ def test_classification_of_network_failures():
         smtplib.SMTPConnectError(421, b"busy"): (TransientMailError, "421"),
     }
     for raised, (error, code) in cases.items():
-        classified = mailer._classify(raised)
+        classified = email_smtp._classify(raised)
         assert (type(classified), classified.code) == (error, code), raised
 
 
@@ -647,7 +644,7 @@ def test_outbox_mode_writes_a_parseable_eml(app, make_email_delivery):
 
 def test_outbox_file_names_sort_in_writing_order(app, tmp_path):
     """Successive outbox files get distinct names that sort in the order written."""
-    written = [mailer.write_to_outbox(simple_message(), tmp_path / "outbox") for _ in range(5)]
+    written = [email_smtp.write_to_outbox(simple_message(), tmp_path / "outbox") for _ in range(5)]
     assert len({p.name for p in written}) == 5
     assert sorted(written) == written
     assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == [p.name for p in written]
@@ -701,7 +698,7 @@ def test_transient_failure_on_the_last_try_fails(
     app, start_relay, make_email_delivery, monkeypatch
 ):
     """When the retry schedule is used up, a transient failure marks the delivery FAILED."""
-    monkeypatch.setattr(mailer, "RETRY_DELAYS", (timedelta(seconds=5),))
+    monkeypatch.setitem(schedule.RETRY_DELAYS, "email", (timedelta(seconds=5),))
     delivery = make_email_delivery()
     relay, port = start_relay()
     relay.rcpt_replies += ["451 4.3.0 Try again later"] * 2
@@ -724,7 +721,7 @@ def test_the_same_try_twice_schedules_one_retry(app, start_relay, make_email_del
     deliver_email(delivery.id)
     job_id = f"email-{delivery.id}-2"
     first_time = scheduled("urgent").get_scheduled_time(job_id)
-    with caplog.at_level("INFO", logger="alerts.email.mailer"):
+    with caplog.at_level("INFO", logger="alerts.email.delivery"):
         deliver_email(delivery.id)
     assert scheduled("urgent").get_job_ids() == [job_id]
     assert scheduled("urgent").get_scheduled_time(job_id) == first_time

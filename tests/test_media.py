@@ -11,7 +11,7 @@ import pytest
 from alerts.models import Recording, RecordingStatus, utcnow
 from alerts.recordings import recording_url
 from core.extensions import db
-from prompts.speech import audio_key, audio_path
+from prompts.audio_cache import audio_key, audio_path
 from tests.support import silence_wav
 
 WAV = silence_wav(0.5)

@@ -19,13 +19,13 @@ from alerts.models import (
     Charter,
     Delivery,
     DeliveryStatus,
-    InboundWebhook,
     Membership,
     Partnership,
     Role,
 )
 from alerts.wording import partnership_names
 from core.extensions import db
+from core.webhooks import InboundWebhook
 
 
 @pytest.fixture

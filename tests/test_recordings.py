@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from alerts import recordings
+from alerts.delivery import schedule
 from alerts.delivery.provider import (
     ProviderError,
     ProviderUnavailableError,
@@ -22,7 +23,7 @@ from alerts.delivery.provider import (
     set_provider,
 )
 from alerts.delivery.twilio_provider import TwilioProvider
-from alerts.email.mailer import alert_email
+from alerts.email.compose import alert_email
 from alerts.models import Membership, Recording, RecordingStatus, Role, utcnow
 from alerts.recordings import (
     accept_recording,
@@ -36,7 +37,7 @@ from alerts.recordings import (
 )
 from core.extensions import db
 from core.queue import get_queue
-from simulator import carrier
+from simulator import carrier, config
 from tests.support import ACCOUNT_SID, silence_wav
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -151,7 +152,7 @@ def test_download_through_the_simulator(app, coordinator, client):
     set_provider(app, None)  # the app's own provider: the simulator
     sid = carrier.new_sid("RE")
     audio = silence_wav(2.0)
-    folder = carrier.recordings_dir(app)
+    folder = config.recordings_dir(app)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{sid}.wav").write_bytes(audio)
     base = app.extensions["settings"].public_base_url
@@ -262,7 +263,7 @@ def test_refused_credentials_fail_the_recording(app, coordinator, twilio):
 
 def test_missing_recording_is_retried_then_failed(app, coordinator, twilio, monkeypatch):
     """A 404 (Twilio not done with the file) is tried again; after the last try it fails."""
-    monkeypatch.setattr(recordings, "DOWNLOAD_RETRY_DELAYS", (timedelta(seconds=5),))
+    monkeypatch.setitem(schedule.RETRY_DELAYS, "recording", (timedelta(seconds=5),))
     url = f"{twilio.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording_sid()}"
     recording = accepted(coordinator, url)
     assert download_recording(recording.id) == "retrying"
@@ -275,8 +276,8 @@ def test_missing_recording_is_retried_then_failed(app, coordinator, twilio, monk
 
 def test_transient_failure_is_retried_with_backoff(app, coordinator, provider, monkeypatch):
     """The carrier down: the download is scheduled again after the first delay, then succeeds."""
-    monkeypatch.setattr(
-        recordings, "DOWNLOAD_RETRY_DELAYS", (timedelta(seconds=30), timedelta(seconds=60))
+    monkeypatch.setitem(
+        schedule.RETRY_DELAYS, "recording", (timedelta(seconds=30), timedelta(seconds=60))
     )
     provider.fail_next(ProviderUnavailableError("down"), times=1)
     recording = accepted(coordinator)
@@ -380,7 +381,7 @@ def test_the_simulator_deletes_its_recording_file(app):
     """The simulator's provider removes the WAV it served; a second deletion is a no-op."""
     set_provider(app, None)  # the app's own provider: the simulator
     sid = carrier.new_sid("RE")
-    folder = carrier.recordings_dir(app)
+    folder = config.recordings_dir(app)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{sid}.wav").write_bytes(silence_wav(1.0))
     simulator = get_provider(app)

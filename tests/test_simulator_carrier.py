@@ -37,11 +37,14 @@ from alerts.models import Channel, Delivery, DeliveryStatus
 from core.extensions import db, redis_url
 from core.webhooks import twilio_signed
 from prompts import text
-from simulator import carrier, store
+from simulator import carrier, config, store
+from simulator.adapters.cli import run_carrier
+from simulator.adapters.provider import SimulatorProvider
+from simulator.behaviour import Behaviour
 from simulator.calls import SIMULATOR_ACCOUNT_SID
-from simulator.cli import run_carrier
-from simulator.people import Behaviour
-from simulator.provider import SimulatorProvider
+from simulator.clock import Latency
+from simulator.messaging import message_replies
+from simulator.network import Network, reserve_carrier_slot
 from simulator.transport import HttpTransport, TransportResponse, WsgiTransport
 from tests.support import FLASK, PROJECT_ROOT, TEST_SECRET, subprocess_env
 
@@ -218,7 +221,7 @@ def carried_call(app: Flask, sid: str, to: str = NUMBER) -> dict:
     return {
         "kind": "call",
         "sid": sid,
-        "from": carrier.plp_number(),
+        "from": config.plp_number(),
         "to": to,
         "answer_url": base(app) + "/test/answer",
         "status_callback_url": base(app) + "/ivr/status",
@@ -356,7 +359,7 @@ def test_status_callbacks_the_app_refuses_are_recorded_never_raised(app, simulat
     """Callbacks signed with a wrong token get 403: recorded as problems, the life ends."""
     store.set_behaviour(NUMBER, Behaviour("busy"))
     sent = simulator.place_call(call_request(app, NUMBER))
-    network = carrier.Network(app, WsgiTransport(app, token="not-the-token"), zero_latency=True)
+    network = Network(app, WsgiTransport(app, token="not-the-token"), zero_latency=True)
     try:
         network.carry(carried_call(app, sent.sid))
     finally:
@@ -375,7 +378,7 @@ def test_inbound_call_runs_the_plp_numbers_twiml(app, simulator):
     [form] = received()["inbound_calls"]
     assert form["Direction"] == "inbound"
     assert form["From"] == NUMBER
-    assert form["To"] == carrier.plp_number()
+    assert form["To"] == config.plp_number()
     assert form["CallSid"] == sid
     call = store.get_call(sid)
     said = [e["text"] for e in call["events"] if e["kind"] == "said"]
@@ -390,7 +393,7 @@ def test_stopping_the_carrier_ends_a_ringing_call_failed(
     store.set_behaviour(NUMBER, Behaviour("no_answer"))
     sent = simulator.place_call(call_request(app, NUMBER))
     delivery = make_delivery(Channel.CALL, person=make_person(phone=NUMBER), provider_sid=sent.sid)
-    network = carrier.Network(app, WsgiTransport(app), latency=carrier.Latency(setup=(0, 0)))
+    network = Network(app, WsgiTransport(app), latency=Latency(setup=(0, 0)))
     network.submit(carried_call(app, sent.sid))
     try:
         assert wait_until(lambda: store.get_call(sent.sid)["status"] == "ringing")
@@ -402,16 +405,16 @@ def test_stopping_the_carrier_ends_a_ringing_call_failed(
 
 def test_a_request_not_yet_carried_goes_back_to_the_queue_on_stop(app):
     """Stopping the carrier process gives back a request waiting for the carrier's rate."""
-    carrier.reserve_carrier_slot("sms", 0.01)  # the next free slot is 100 s away
+    reserve_carrier_slot("sms", 0.01)  # the next free slot is 100 s away
     request_ = {
         "kind": "sms",
         "sid": "SM" + "5" * 32,
-        "from": carrier.plp_number(),
+        "from": config.plp_number(),
         "to": NUMBER,
         "body": "Alerte",
         "status_callback_url": base(app) + "/sms/status",
     }
-    network = carrier.Network(app, WsgiTransport(app), requeue_on_stop=True)
+    network = Network(app, WsgiTransport(app), requeue_on_stop=True)
     network.submit(request_)
     network.close()
     assert store.pop_request(1) == request_
@@ -433,14 +436,14 @@ def test_sms_is_delivered_in_real_time_too(app, simulator, make_delivery, make_p
     store.set_behaviour(NUMBER, Behaviour("answer"))
     sent = simulator.send_sms(sms_request(app, NUMBER))
     delivery = make_delivery(Channel.SMS, person=make_person(phone=NUMBER), provider_sid=sent.sid)
-    fast = carrier.Latency(sms_sent=(0.01, 0.02), sms_delivered=(0.01, 0.02))
-    network = carrier.Network(app, WsgiTransport(app), latency=fast)
+    fast = Latency(sms_sent=(0.01, 0.02), sms_delivered=(0.01, 0.02))
+    network = Network(app, WsgiTransport(app), latency=fast)
     try:
         network.submit(
             {
                 "kind": "sms",
                 "sid": sent.sid,
-                "from": carrier.plp_number(),
+                "from": config.plp_number(),
                 "to": NUMBER,
                 "body": "Alerte",
                 "status_callback_url": base(app) + "/sms/status",
@@ -475,7 +478,7 @@ def test_sms_reply_is_posted_to_sms_incoming_signed(app, sms):
     assert delivery.status == DeliveryStatus.DELIVERED
     [form] = received()["sms"]
     assert form["From"] == NUMBER
-    assert form["To"] == carrier.plp_number()
+    assert form["To"] == config.plp_number()
     assert form["Body"] == "OK merci"
     assert form["NumSegments"] == "1"
     assert form["NumMedia"] == "0"
@@ -557,7 +560,7 @@ def test_long_inbound_sms_reports_its_segments(app, simulator):
 def test_messaging_twiml_twilio_would_refuse_is_reported(response, problem):
     """Each answer to an inbound SMS that Twilio would refuse is refused, saying why."""
     with pytest.raises(ValueError, match=problem):
-        carrier.message_replies(response)
+        message_replies(response)
 
 
 def test_messaging_twiml_replies_are_read():
@@ -566,16 +569,16 @@ def test_messaging_twiml_replies_are_read():
         b'<?xml version="1.0"?><Response><Message>Un</Message>'
         b'<Message to="+32470000009"><Body>Deux</Body></Message></Response>'
     )
-    replies = carrier.message_replies(TransportResponse(200, "text/xml; charset=utf-8", body))
+    replies = message_replies(TransportResponse(200, "text/xml; charset=utf-8", body))
     assert replies == [(None, "Un"), ("+32470000009", "Deux")]
-    assert carrier.message_replies(TransportResponse(204, "", b"")) == []
+    assert message_replies(TransportResponse(204, "", b"")) == []
 
 
 def test_the_carrier_spaces_what_it_takes_at_its_rate(app):
     """At 2 per second the carrier takes the first request now and the next half a second on."""
-    first = carrier.reserve_carrier_slot("call", 2)
-    second = carrier.reserve_carrier_slot("call", 2)
-    other = carrier.reserve_carrier_slot("sms", 2)
+    first = reserve_carrier_slot("call", 2)
+    second = reserve_carrier_slot("call", 2)
+    other = reserve_carrier_slot("sms", 2)
     assert first == 0
     assert 0.3 < second <= 0.5
     assert other == 0  # channels are limited separately

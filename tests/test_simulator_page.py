@@ -24,8 +24,9 @@ from alerts.models import (
     Zone,
 )
 from core.extensions import db
-from simulator import carrier, people, store, views
-from simulator.people import Behaviour
+from simulator import behaviour, carrier, config, people, store
+from simulator.adapters import views
+from simulator.behaviour import Behaviour
 from tests.support import TWILIO_SETTINGS, call_sid, message_sid
 
 ORIGIN = "http://localhost"  # the test client's host
@@ -195,8 +196,8 @@ def test_page_links_its_script_and_stylesheet(client):
 
 def test_behaviour_kinds_are_the_peoples_kinds():
     """The page offers exactly the behaviours a simulated person can have."""
-    assert set(views.BEHAVIOUR_KINDS) == people.KINDS
-    assert len(views.BEHAVIOUR_KINDS) == len(people.KINDS)
+    assert set(views.BEHAVIOUR_KINDS) == behaviour.KINDS
+    assert len(views.BEHAVIOUR_KINDS) == len(behaviour.KINDS)
 
 
 # --- Live state --------------------------------------------------------------------------
@@ -225,7 +226,8 @@ def test_state_returns_the_snapshot_with_the_roster(client, roster):
     assert claire["calls"][0]["events"][0]["text"] == "Alerte"
     assert [m["body"] for m in claire["messages"]] == ["1"]
     assert claire["behaviour"]["explicit"] is False
-    assert claire["behaviour"]["kind"] == people.mixed_behaviour("+32470990002").kind
+    drawn = behaviour.mixed_behaviour("+32470990002", config.wiring().is_landline)
+    assert claire["behaviour"]["kind"] == drawn.kind
 
 
 def test_state_since_the_current_version_says_nothing_changed(client, roster):
@@ -267,7 +269,7 @@ def test_state_refuses_a_malformed_version(client, since):
 def test_set_behaviour_stores_it(client, roster):
     """Setting a behaviour stores its kind and keys, keeping the number's other traits."""
     number = "+32470990002"
-    mixed = people.mixed_behaviour(number)
+    mixed = behaviour.mixed_behaviour(number, config.wiring().is_landline)
 
     response = post(
         client, "/behaviour", {"number": number, "kind": "interactive", "keys": "1234 1"}

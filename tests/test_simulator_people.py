@@ -12,16 +12,14 @@ from alerts.models import PhoneType
 from alerts.people.demo import MEMBERS
 from alerts.people.phones import parse_phone
 from core.app import create_app
-from simulator import people, store
+from simulator import behaviour, store
+from simulator.adapters.wiring import is_landline
+from simulator.behaviour import KINDS, Behaviour, mixed_behaviour
 from simulator.calls import GatherPrompt, RecordPrompt
 from simulator.people import (
-    KINDS,
     AnsweringMachine,
-    Behaviour,
     InteractivePerson,
     ScriptedPerson,
-    behaviour_for,
-    mixed_behaviour,
     person_for,
     spoken_audio,
 )
@@ -67,21 +65,22 @@ def test_a_form_reads_as_a_behaviour():
 
 def test_the_mix_is_the_same_on_every_run():
     """A number's drawn behaviour depends on the number only."""
-    assert mixed_behaviour("+32470990105") == mixed_behaviour("+32470990105")
+    number = "+32470990105"
+    assert mixed_behaviour(number, is_landline) == mixed_behaviour(number, is_landline)
 
 
 def test_the_mix_shares_add_up_to_all_mobiles():
     """The mix's shares cover 100% of mobiles."""
-    assert sum(share for share, *_ in people._MOBILE_MIX) == 100
+    assert sum(share for share, *_ in behaviour._MOBILE_MIX) == 100
 
 
 def test_the_mix_is_realistic_over_many_mobiles():
     """Over 2,000 mobiles most answer and press 1; every kind of the mix turns up."""
-    kinds = Counter(mixed_behaviour(f"+32470{n:06d}").kind for n in range(2000))
+    kinds = Counter(mixed_behaviour(f"+32470{n:06d}", is_landline).kind for n in range(2000))
     assert kinds["answer"] > 1000
-    assert set(kinds) == {kind for _share, kind, *_ in people._MOBILE_MIX}
+    assert set(kinds) == {kind for _share, kind, *_ in behaviour._MOBILE_MIX}
     assert "invalid" not in kinds  # demo numbers are all dialled
-    ringing = [mixed_behaviour(f"+32470{n:06d}").answer_after for n in range(200)]
+    ringing = [mixed_behaviour(f"+32470{n:06d}", is_landline).answer_after for n in range(200)]
     assert all(2 <= seconds <= 8 for seconds in ringing if seconds < 15)
 
 
@@ -91,9 +90,9 @@ def test_landlines_in_the_mix_cannot_receive_sms():
     landlines = [phone.e164 for phone in phones if phone.kind == PhoneType.FIXED]
     assert landlines
     for number in landlines:
-        behaviour = mixed_behaviour(number)
-        assert behaviour.kind == "landline"
-        assert behaviour.answers and not behaviour.receives_sms
+        drawn = mixed_behaviour(number, is_landline)
+        assert drawn.kind == "landline"
+        assert drawn.answers and not drawn.receives_sms
 
 
 def test_scripted_person_presses_one_entry_per_gather_then_nothing():
@@ -157,6 +156,6 @@ def test_behaviour_for_prefers_what_was_set(tmp_path, redis_url, redis_conn):
     """behaviour_for() returns the stored behaviour, else the mix's."""
     app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path / 'test.db'}", redis_url))
     with app.app_context():
-        assert behaviour_for("+32470555001") == mixed_behaviour("+32470555001")
+        assert store.behaviour_for("+32470555001") == mixed_behaviour("+32470555001", is_landline)
         store.set_behaviour("+32470555001", Behaviour("busy"))
-        assert behaviour_for("+32470555001") == Behaviour("busy")
+        assert store.behaviour_for("+32470555001") == Behaviour("busy")

@@ -8,7 +8,7 @@ import pytest
 
 from core.app import create_app
 from simulator import store
-from simulator.people import Behaviour
+from simulator.behaviour import Behaviour
 from tests.support import app_config
 
 NUMBER = "+32470555001"

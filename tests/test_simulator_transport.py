@@ -16,8 +16,9 @@ from core.app import create_app
 from core.extensions import db
 from core.webhooks import signing_token, twilio_signed
 from simulator.calls import SIMULATOR_ACCOUNT_SID, CallContext, Pressed
+from simulator.clock import InstantClock
 from simulator.transport import HttpTransport, TransportError, WsgiTransport
-from simulator.twiml import InstantClock, run_call
+from simulator.twiml import run_call
 from tests.support import FakeProvider, app_config, call_status_form, snapshot
 
 PLP_NUMBER = "+3223150100"

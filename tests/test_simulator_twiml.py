@@ -11,7 +11,7 @@ import pytest
 from flask import Flask, redirect, request
 from twilio.request_validator import RequestValidator
 
-from simulator import twiml as twiml_module
+from simulator import clock as clock_module
 from simulator.calls import (
     SIMULATOR_ACCOUNT_SID,
     CallContext,
@@ -29,8 +29,9 @@ from simulator.calls import (
     Rejected,
     Said,
 )
+from simulator.clock import InstantClock, RealClock
 from simulator.transport import WsgiTransport
-from simulator.twiml import InstantClock, RealClock, run_call
+from simulator.twiml import run_call
 from tests.support import silence_wav
 
 BASE_URL = "https://voice.example.test"
@@ -861,7 +862,7 @@ def test_instant_clock_adds_up_without_waiting():
 def test_real_clock_sleeps_through_durations(monkeypatch):
     """RealClock sleeps for real (time.sleep), and not at all for zero."""
     slept = []
-    monkeypatch.setattr(twiml_module.time, "sleep", slept.append)
+    monkeypatch.setattr(clock_module.time, "sleep", slept.append)
     clock = RealClock()
     clock.sleep(2.5)
     clock.sleep(0)

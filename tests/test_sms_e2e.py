@@ -36,10 +36,9 @@ from alerts.tracking import alert_counts
 from core.extensions import db
 from prompts import text
 from simulator import carrier, store
-from simulator.people import Behaviour
+from simulator.behaviour import Behaviour
 from tests.cascade_harness import System, running_system
-from tests.conftest import TEST_DATABASE_URL
-from tests.support import database_url_for
+from tests.support import TEST_DATABASE_URL, database_url_for
 
 pytestmark = pytest.mark.app_settings(
     SIMULATOR_MODE="queue", CALLS_PER_SECOND=1000, SMS_PER_SECOND=1000

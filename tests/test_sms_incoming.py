@@ -31,7 +31,9 @@ from alerts.models import (
 from alerts.people.lockout import LOCK, MAX_FAILURES, locked_until
 from alerts.people.pins import hash_pin
 from alerts.sms import inbound as sms_inbound
-from alerts.sms.inbound import FLOOD_LIMIT, LOCAL_TIME, MAX_SEGMENTS, fit
+from alerts.sms.handlers import LOCAL_TIME
+from alerts.sms.inbound import FLOOD_LIMIT
+from alerts.sms.message import MAX_SEGMENTS, fit
 from alerts.sms.segments import is_gsm7, sms_length
 from alerts.tracking import alert_counts
 from core.extensions import db

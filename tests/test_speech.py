@@ -1,4 +1,4 @@
-"""Speech engines, the audio cache and the render job (prompts/speech.py)."""
+"""Speech engines, the audio cache (prompts/) and the pre-render job (ivr/prerender.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from alerts.delivery.schedule import render_job_id
 from alerts.lifecycle import release_alert
 from alerts.models import (
     AlertState,
@@ -33,18 +34,14 @@ from alerts.recordings import recording_url
 from core.extensions import db
 from core.queue import get_queue
 from core.settings import SettingsError, load_settings
-from prompts import LANGUAGES, speech, text
-from prompts.speech import (
-    EspeakEngine,
-    GttsEngine,
-    alert_call_texts,
-    alert_call_words,
-    cached_audio,
-    cached_audio_url,
-    render_alert_audio,
-    render_job_id,
-    synthesize,
-)
+from ivr import alert_call
+from ivr.prerender import render_alert_audio
+from ivr.spoken import alert_call_texts, alert_call_words
+from ivr.voice import cached_audio_url
+from prompts import LANGUAGES, audio_cache, engines, text
+from prompts.audio import Audio
+from prompts.audio_cache import cached_audio
+from prompts.engines import EspeakEngine, GttsEngine, synthesize
 from tests.support import call_sid, signed_post, silence_wav
 
 ESPEAK = shutil.which("espeak-ng")
@@ -165,7 +162,7 @@ def test_missing_espeak_is_unavailable():
     """Without the binary the engine raises EngineUnavailableError, never crashes."""
     engine = EspeakEngine()
     engine.binary = None  # as on a machine without the Debian package
-    with pytest.raises(speech.EngineUnavailableError, match="not installed"):
+    with pytest.raises(engines.EngineUnavailableError, match="not installed"):
         engine.render("Bonjour", "fr")
 
 
@@ -173,7 +170,7 @@ def test_missing_espeak_is_unavailable():
 @pytest.mark.app_settings(TTS_ENGINES="gtts,espeak,say", TTS_TIMEOUT_SECONDS="0.5")
 def test_unreachable_gtts_falls_back_to_espeak(app, blackhole, caplog):
     """gTTS, with Google unreachable, gives up after its timeout; espeak-ng speaks instead."""
-    caplog.set_level(logging.WARNING, logger="prompts.speech")
+    caplog.set_level(logging.WARNING, logger="prompts.engines")
     failed: dict[str, str] = {}
     started = time.monotonic()
     found = synthesize(WORDS["fr"], "fr", failed=failed, context="alert_id=7")
@@ -191,20 +188,20 @@ def test_gtts_answer_is_decoded_as_gtts_does():
     """The MP3 in Google's batchexecute answer is found and decoded; no audio is an error."""
     mp3 = b"ID3\x04\x00" + bytes(64)
     line = '[["wrb.fr","jQ1olc","[\\"' + base64.b64encode(mp3).decode() + '\\"]",null]]'
-    assert speech.gtts_audio(")]}'\n\n" + line + "\n") == mp3
+    assert engines.gtts_audio(")]}'\n\n" + line + "\n") == mp3
     for body in ("", '[["wrb.fr","jQ1olc","[]",null]]', "<html>429 Too Many Requests</html>"):
-        with pytest.raises(speech.EngineUnavailableError, match="no audio"):
-            speech.gtts_audio(body)
+        with pytest.raises(engines.EngineUnavailableError, match="no audio"):
+            engines.gtts_audio(body)
 
 
 @pytest.mark.app_settings(TTS_TIMEOUT_SECONDS="2.5")
 def test_gtts_gets_the_timeout_setting(app):
     """The gTTS engine is built with TTS_TIMEOUT_SECONDS and the language's Google domain."""
-    [engine, *_] = speech.engines(["gtts"])
+    [engine, *_] = engines.engines(["gtts"])
     assert isinstance(engine, GttsEngine)
     assert engine.timeout == 2.5
-    assert speech.GTTS_VOICES["en"].tld == "co.uk"
-    assert set(speech.GTTS_VOICES) == set(LANGUAGES) == set(speech.ESPEAK_VOICES)
+    assert engines.GTTS_VOICES["en"].tld == "co.uk"
+    assert set(engines.GTTS_VOICES) == set(LANGUAGES) == set(engines.ESPEAK_VOICES)
 
 
 @pytest.mark.app_settings(TTS_ENGINES="say,espeak")
@@ -212,7 +209,7 @@ def test_say_leaves_the_words_to_the_carrier(app):
     """With say first, nothing is rendered and no audio URL is offered."""
     assert synthesize(WORDS["fr"], "fr") is None
     assert cached_audio_url(WORDS["fr"], "fr") is None
-    assert not (speech.speech_dir() / "espeak").exists()
+    assert not (audio_cache.speech_dir() / "espeak").exists()
 
 
 # --- The cache ---------------------------------------------------------------------------
@@ -230,7 +227,7 @@ def test_cache_hit_does_not_render_again(app, monkeypatch):
     assert second == first
     assert calls == []
     assert first.path == (
-        speech.speech_dir() / "espeak" / "nl" / f"{speech.audio_key(WORDS['nl'])}.wav"
+        audio_cache.speech_dir() / "espeak" / "nl" / f"{audio_cache.audio_key(WORDS['nl'])}.wav"
     )
 
 
@@ -275,10 +272,20 @@ def test_alert_call_words_are_the_prompts(app, make_alert, make_plp):
     assert text("voice.no_input", "nl") in texts
 
 
+def post_call(client, path: str, form: dict[str, str]) -> ElementTree.Element:
+    """POST a signed alert call webhook; return its parsed TwiML."""
+    response = signed_post(client, path, {"CallSid": call_sid(), **form})
+    assert response.status_code == 200, response.data
+    return ElementTree.fromstring(response.data)
+
+
 @pytest.mark.app_settings(**OFFLINE)
 @pytest.mark.parametrize("recorded", [False, True])
-def test_ivr_speaks_only_texts_the_render_job_renders(app, client, alert_to, recorded):
-    """Every <Say> of the alert call (person and machine) is one of alert_call_texts."""
+def test_the_prerendered_call_plays_all_it_says(app, client, alert_to, monkeypatch, recorded):
+    """After the pre-render, each branch of the alert call plays its words: no <Say> at all."""
+    # A stand-in for espeak-ng (a real WAV for any text): the test needs no speech engine.
+    wav = Audio(silence_wav(), "audio/x-wav")
+    monkeypatch.setattr(EspeakEngine, "render", lambda _self, _words, _language: wav)
     alert = alert_to(["nl"])
     if recorded:  # a coordinator's recorded message, downloaded and playable
         recording = Recording(
@@ -292,18 +299,54 @@ def test_ivr_speaks_only_texts_the_render_job_renders(app, client, alert_to, rec
         (Path(app.instance_path) / recording.path).write_bytes(silence_wav())
         alert.recording = recording
         db.session.commit()
+    texts = alert_call_texts(alert, "nl")
+    assert render_alert_audio(alert.id) == {"nl": {"espeak": len(texts)}}
+    words = alert_call_words(alert, "nl")
+    url = {each: cached_audio_url(each, "nl") for each in texts}
+    assert None not in url.values()
+    if recorded:
+        message = recording_url(alert.recording)
+        person = [url[words.intro], message, url[words.prompt]]
+        machine = [url[words.machine_intro], message, url[words.machine_how_to_confirm]]
+    else:
+        person = [url[words.intro], url[words.message], url[words.prompt]]
+        machine = [url[words.machine_message]]
+
     delivery = db.session.query(Delivery).filter_by(alert_id=alert.id).one()
-    expected = set(alert_call_texts(alert, "nl"))
     path = f"/ivr/alert/{delivery.id}"
-    for answered_by in ("human", "machine_end_beep"):
-        response = signed_post(client, path, {"CallSid": call_sid(), "AnsweredBy": answered_by})
-        assert response.status_code == 200
-        document = ElementTree.fromstring(response.data)
-        said = {say.text for say in document.iter("Say")}
-        assert said, response.data
-        assert said <= expected
-        played = [play.text for play in document.iter("Play")]
-        assert played == ([recording_url(alert.recording)] if recorded else []), response.data
+    gather = f"{path}/gather?replays="
+    branches = [  # (path, form, what is played)
+        (path, {"AnsweredBy": "human"}, person),
+        (path, {"AnsweredBy": "machine_end_beep"}, machine),
+        (f"{gather}0&silences=0", {"Digits": "0"}, person),  # replayed
+        (f"{gather}0&silences=0", {}, [url[words.prompt]]),  # the question again
+        (f"{gather}0&silences=1", {}, [url[words.no_input]]),
+        (f"{gather}3&silences=0", {"Digits": "0"}, [url[words.goodbye]]),  # replays ran out
+        (f"{gather}0&silences=0", {"Digits": "1"}, [url[words.ack_confirmed]]),
+    ]
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    with monkeypatch.context() as failing:  # a failure inside the call: the apology
+        failing.setattr(alert_call, "public_url", broken)
+        documents = [(post_call(client, path, {"AnsweredBy": "human"}), [url[words.apology]])]
+    documents += [(post_call(client, p, form), heard) for p, form, heard in branches]
+    db.session.expire_all()
+    alert.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    over = post_call(client, path, {"AnsweredBy": "human"})
+    documents.append((over, [url[words.alert_over]]))
+
+    for document, heard in documents:
+        assert [say.text for say in document.iter("Say")] == [], ElementTree.tostring(document)
+        assert [play.text for play in document.iter("Play")] == heard
+    played = {play.text for document, _heard in documents for play in document.iter("Play")}
+    if recorded:  # the recording replaces the alert's text: its text versions are fallbacks
+        fallbacks = {url[words.message], url[words.machine_message]}
+        assert played == (set(url.values()) - fallbacks) | {message}
+    else:
+        assert played == set(url.values())  # every text rendered is said, and nothing else
 
 
 # --- The render job ----------------------------------------------------------------------
@@ -328,7 +371,7 @@ def test_render_job_renders_each_recipient_language(app, alert_to):
 @pytest.mark.app_settings(TTS_ENGINES="gtts,espeak,say", TTS_TIMEOUT_SECONDS="0.3")
 def test_engine_failure_is_logged_once_per_alert(app, blackhole, caplog, alert_to):
     """gTTS failing is logged once for the whole alert, and not tried again for it."""
-    caplog.set_level(logging.WARNING, logger="prompts.speech")
+    caplog.set_level(logging.WARNING, logger="prompts.engines")
     alert = alert_to(["fr", "nl"])
     counts = render_alert_audio(alert.id)
     assert counts == {"fr": {"espeak": 9}, "nl": {"espeak": 9}}
@@ -344,7 +387,7 @@ def test_render_job_skips_an_alert_not_released(app, alert_to):
     alert = alert_to(["fr"], state=AlertState.AWAITING_RELEASE)
     assert render_alert_audio(alert.id) == {}
     assert render_alert_audio(alert.id + 1000) == {}
-    assert not speech.speech_dir().exists()
+    assert not audio_cache.speech_dir().exists()
 
 
 @pytest.mark.app_settings(**OFFLINE)

@@ -624,12 +624,12 @@ def test_client_is_built_on_first_use_only(tmp_path, redis_url, fake_twilio, mon
 
 
 def test_import_builds_no_client():
-    """Importing the module (which registers the provider) creates no Twilio client."""
+    """Importing the module creates no Twilio client and registers nothing (create_app does)."""
     code = (
         "import gc\n"
-        "from alerts import provider, twilio_provider\n"
+        "from alerts.delivery import provider, twilio_provider\n"
         "from twilio.rest import Client\n"
-        "assert 'twilio' in provider._FACTORIES\n"
+        "assert 'twilio' not in provider._FACTORIES\n"
         "print(sum(isinstance(o, Client) for o in gc.get_objects()))\n"
     )
     result = subprocess.run(

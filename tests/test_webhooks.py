@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
-from alerts.models import Channel, DeliveryStatus, InboundWebhook, Person, PhoneType
+from alerts.models import Channel, DeliveryStatus, Person, PhoneType
 from core.extensions import db
-from core.webhooks import claim_webhook, signing_token, webhook_tokens
+from core.webhooks import InboundWebhook, claim_webhook, signing_token, webhook_tokens
 from tests.support import (
     TEST_SECRET,
     TWILIO_SETTINGS,

@@ -15,8 +15,7 @@ from alerts.models import Partnership, Zone
 from core.app import PROJECT_ROOT, create_app
 from core.extensions import db
 from core.heartbeat import HEARTBEAT_KEY, record_heartbeat
-from tests.conftest import SERVER_REDIS_URL
-from tests.support import FLASK, app_config, subprocess_env
+from tests.support import FLASK, SERVER_REDIS_URL, app_config, subprocess_env
 from tests.worker_jobs import count_zones, leave_a_zone_uncommitted
 
 REDIS_KINDS = [

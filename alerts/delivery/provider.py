@@ -1,11 +1,12 @@
 """The phone provider interface: place a call, send an SMS, fetch a recording.
 
-Two implementations: Twilio (`alerts.delivery.twilio_provider`) and the local carrier simulator
-(`simulator`). `PHONE_PROVIDER` picks one; `get_provider()` returns the app's instance,
-built on first use (never at import time). Business rules (who is called, when, opt-outs)
-never live in a provider: it only talks to the carrier and reports what the carrier said,
-translating carrier errors into the domain errors below, whose messages are safe to show
-to a coordinator or an officer.
+Two implementations: Twilio (`alerts.delivery.twilio_provider`) and the local carrier
+simulator (`simulator.adapters.provider`), each registered by name by `create_app`, the
+composition root: this module imports neither. `PHONE_PROVIDER` picks one;
+`get_provider()` returns the app's instance, built on first use (never at import time).
+Business rules (who is called, when, opt-outs) never live in a provider: it only talks
+to the carrier and reports what the carrier said, translating carrier errors into the
+domain errors below, whose messages are safe to show to a coordinator or an officer.
 """
 
 from __future__ import annotations
@@ -157,7 +158,6 @@ def get_provider(app: Flask | None = None) -> PhoneProvider:
     provider = app.extensions.get("phone_provider")
     if provider is None:
         name = app.extensions["settings"].phone_provider
-        _load_builtin_providers()
         try:
             factory = _FACTORIES[name]
         except KeyError:
@@ -174,10 +174,3 @@ def set_provider(app: Flask, provider: PhoneProvider | None) -> None:
         app.extensions.pop("phone_provider", None)
     else:
         app.extensions["phone_provider"] = provider
-
-
-def _load_builtin_providers() -> None:
-    # Imported on first use: each module registers itself, and the twilio library is
-    # only imported by an app that uses it.
-    from alerts.delivery import twilio_provider  # noqa: F401, PLC0415
-    from simulator import provider  # noqa: F401, PLC0415

@@ -16,7 +16,7 @@ from alerts.models import (
     Alert,
     Urgency,
 )
-from core.queue import PendingJob, add_after_commit
+from core.queue import PendingJob, add_after_commit, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,24 @@ RETRY_DELAYS: dict[str, tuple[timedelta, ...]] = {
     ),
     "notice": (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5)),
     "release_call": (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2)),
+    # A greylisting relay usually accepts after a few minutes.
+    "email": (
+        timedelta(seconds=30),
+        timedelta(minutes=2),
+        timedelta(minutes=5),
+        timedelta(minutes=15),
+    ),
+    # A recording the carrier is not done with yet, or the carrier busy.
+    "recording": (
+        timedelta(seconds=2),
+        timedelta(seconds=10),
+        timedelta(seconds=30),
+        timedelta(minutes=2),
+    ),
 }
 OPEN = tuple(OPEN_STATUSES)
 OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
-# Job ids that carry a delivery: the step jobs, and the mailer's retries (alerts.email.mailer).
+# Job ids that carry a delivery: the step jobs, and the mailer's retries (alerts.email.delivery).
 DELIVERY_JOB_ID = re.compile(r"^(?:delivery|email)-(\d+)(?:-|$)")
 # Job ids of `run_cascade_batch` jobs: their deliveries are the job's argument.
 BATCH_JOB_PREFIX = "steps-"
@@ -59,6 +73,18 @@ def retry_delay(kind: str, try_number: int) -> timedelta | None:
     """Return how long to wait before try `try_number + 1` of `kind`; None after the last."""
     delays = RETRY_DELAYS[kind]
     return delays[try_number - 1] if 1 <= try_number <= len(delays) else None
+
+
+def render_job_id(alert_id: int) -> str:
+    """Return the id of an alert's render job: one per alert."""
+    return f"speech-{alert_id}"
+
+
+def enqueue_alert_audio(alert: Alert) -> None:
+    """Render the alert's speech in a job (`ivr.prerender`), after the release's commit."""
+    enqueue_after_commit(
+        queue_for(alert), "alerts.jobs.render_alert_audio", alert.id, job_id=render_job_id(alert.id)
+    )
 
 
 def queue_for(alert: Alert) -> str:

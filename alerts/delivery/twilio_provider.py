@@ -36,7 +36,6 @@ from alerts.delivery.provider import (
     SmsNotSupportedError,
     SmsRequest,
     UndeliverableError,
-    register_provider,
 )
 from core.settings import Settings
 
@@ -407,6 +406,3 @@ def _body_code(response: requests.Response) -> str | None:
 
 def _body_message(response: requests.Response) -> str | None:
     return _body_json(response).get("message")
-
-
-register_provider("twilio", lambda app: TwilioProvider(app.extensions["settings"]))

@@ -15,7 +15,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from alerts.people import directory
-from alerts.people.demo import DemoError, hand_phones_to_the_user, load_demo
+from alerts.people.demo import DemoError, load_demo
 from alerts.people.directory import DirectoryError
 from alerts.people.phones import format_international
 from alerts.people.pins import generate_pin
@@ -136,7 +136,9 @@ def demo_command(if_empty: bool) -> None:
         info = load_demo(current_app.extensions["settings"].phone_provider, if_empty=if_empty)
     if info.loaded_now:
         click.echo(f"demo loaded: {info.members} members")
-    for line in [*info.lines, *hand_phones_to_the_user()]:
+    # What the carrier sets up for the demo (the simulator's phones), from create_app.
+    setups = current_app.extensions.get("demo_setup", ())
+    for line in [*info.lines, *(line for setup in setups for line in setup())]:
         click.echo(line)
 
 

@@ -2,7 +2,8 @@
 
 Every number is fictitious and meant for the simulator carrier: loading the demo is
 refused when the app would place real calls through Twilio. The members go through
-the real roster import, so the demo exercises the path a coordinator uses.
+the real roster import, so the demo exercises the path a coordinator uses. What the
+demo sets on the simulated phones is the simulator's (`simulator.adapters.demo`).
 """
 
 from __future__ import annotations
@@ -227,28 +228,6 @@ def load_demo(phone_provider: str, *, if_empty: bool = False) -> DemoInfo:
             raise DemoError(f"cannot load the demo: {err}") from None
         db.session.commit()
     return DemoInfo(loaded_now, len(MEMBERS), _describe())
-
-
-def hand_phones_to_the_user() -> list[str]:
-    """Make the demo officer's and coordinator's simulated phones interactive.
-
-    In the demo the person trying it plays the officer and the coordinator: their calls
-    wait for the keys pressed on /simulator instead of the demo's random behaviour mix.
-    A behaviour already set (by `flask simulator behaviour`) is kept. Needs the
-    simulator's Redis; without it the demo still loads and this says why.
-    """
-    from redis.exceptions import RedisError  # noqa: PLC0415 (the demo only)
-
-    from simulator import store  # noqa: PLC0415 (the simulator is optional outside the demo)
-    from simulator.people import Behaviour  # noqa: PLC0415
-
-    try:
-        for _name, phone, _pin in (OFFICER, COORDINATOR):
-            if store.get_behaviour(phone) is None:
-                store.set_behaviour(phone, Behaviour("interactive", answer_after=2, keys=()))
-    except RedisError as err:
-        return [f"  simulator phones not set (Redis unavailable: {err})"]
-    return ["  officer and coordinator phones: interactive (answer and type on /simulator)"]
 
 
 def _describe() -> list[str]:

@@ -6,7 +6,7 @@ are ignored in keywords; the words come from one table, `SYNONYMS`, with the lan
 each word belongs to, so that a reply to someone the directory does not know can still
 be in the language they wrote in. What a command means for its sender (an officer's
 `ALERTE` or a coordinator's, a coordinator's `OUI <ref>` or a member's) is decided by
-`alerts.sms.inbound`, which knows the sender's role and the alert's state.
+`alerts.sms.handlers`, which knows the sender's role and the alert's state.
 
 The grammar (the public contract in ARCHITECTURE.md, "SMS keywords"):
 

@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException
 
 from alerts.delivery.closing import after_status_change
 from alerts.delivery.status import MessageStatusReport, record_sms_status
-from alerts.sms.inbound import InboundSms, find_sender, handle_inbound
+from alerts.sms.inbound import find_sender, handle_inbound
+from alerts.sms.message import InboundSms
 from core.extensions import db
 from core.webhooks import MalformedWebhook, malformed_webhook, service_unavailable, twilio_signed
 from prompts import FALLBACK_LANGUAGE, text

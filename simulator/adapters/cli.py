@@ -20,8 +20,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from simulator import carrier, store
-from simulator.people import KINDS, Behaviour
+from simulator import carrier, config, store
+from simulator.behaviour import KINDS, Behaviour
+from simulator.network import DEFAULT_WORKERS, WEBHOOK_TIMEOUT_SECONDS, Network
 from simulator.transport import HttpTransport
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def run_carrier(
     app: Flask,
     stop: threading.Event,
     *,
-    workers: int = carrier.DEFAULT_WORKERS,
+    workers: int = DEFAULT_WORKERS,
     zero_latency: bool | None = None,
     transport=None,
 ) -> int:
@@ -45,10 +46,10 @@ def run_carrier(
     Runs inside an app context. At most `workers` lives run at once: beyond that the
     requests wait in Redis, where another carrier process could take them.
     """
-    network = carrier.Network(
+    network = Network(
         app,
-        transport or HttpTransport(carrier.WEBHOOK_TIMEOUT_SECONDS),
-        zero_latency=carrier.zero_latency(app) if zero_latency is None else zero_latency,
+        transport or HttpTransport(WEBHOOK_TIMEOUT_SECONDS),
+        zero_latency=config.zero_latency(app) if zero_latency is None else zero_latency,
         workers=workers,
         requeue_on_stop=True,
     )
@@ -95,21 +96,21 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 @simulator_cli.command("run")
 @click.option(
     "--workers",
-    default=carrier.DEFAULT_WORKERS,
+    default=DEFAULT_WORKERS,
     show_default=True,
     type=click.IntRange(1, 1000),
     help="Calls and messages carried at once.",
 )
 @click.option(
     "--latency",
-    type=click.Choice(carrier.LATENCIES),
+    type=click.Choice(config.LATENCIES),
     help="real: wait as a phone network does; zero: no waiting (benchmarks). "
     "Default: SIMULATOR_LATENCY, else real.",
 )
 def run_command(workers: int, latency: str | None) -> None:
     """Carry the calls and SMS the app queues for the simulator, until stopped."""
     app = current_app._get_current_object()
-    zero = carrier.zero_latency(app) if latency is None else latency == "zero"
+    zero = config.zero_latency(app) if latency is None else latency == "zero"
     if app.extensions["settings"].phone_provider != "simulator":
         # Still run (idle): honcho stops every process of `make run` when one exits.
         click.echo("PHONE_PROVIDER is not simulator: the simulator will carry nothing")
@@ -150,7 +151,7 @@ def behaviour_command(number, kind, answer_after, keys, sms_reply) -> None:
 def sms_command(from_number: str, body: str) -> None:
     """Text BODY to the PLP number from FROM (e.g. the demo officer's ALERTE)."""
     sid = carrier.inbound_sms(from_number, body)
-    click.echo(f"{sid} queued: {from_number} -> {carrier.plp_number()}")
+    click.echo(f"{sid} queued: {from_number} -> {config.plp_number()}")
 
 
 @simulator_cli.command("clear")

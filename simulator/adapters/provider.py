@@ -24,18 +24,18 @@ from alerts.delivery.provider import (
     RecordingAudio,
     Sent,
     SmsRequest,
-    register_provider,
 )
 from alerts.delivery.twilio_provider import RECORDING_MISSING_MESSAGE, error_for, last_digits
-from simulator import carrier, store
-from simulator.people import behaviour_for
+from simulator import carrier, config, store
+from simulator.calls import new_sid
+from simulator.network import Network
 
 log = logging.getLogger(__name__)
 
 INVALID_NUMBER = 21211  # https://www.twilio.com/docs/api/errors/21211
 NOT_MOBILE = 21614  # https://www.twilio.com/docs/api/errors/21614
 OPTED_OUT = 21610  # https://www.twilio.com/docs/api/errors/21610
-RECORDINGS_PATH = "/simulator/recordings/"  # served by the dev page (simulator.views)
+RECORDINGS_PATH = "/simulator/recordings/"  # served by the dev page (simulator.adapters.views)
 _RECORDING_NAME = re.compile(r"(RE[0-9a-f]{32})(?:\.wav)?")
 
 
@@ -49,17 +49,17 @@ class SimulatorProvider:
         self.settings = app.extensions["settings"]
 
     @property
-    def network(self) -> carrier.Network:
+    def network(self) -> Network:
         """Return the network carrying this process's lives (thread mode)."""
         return carrier.network(self.app)
 
     def place_call(self, request: CallRequest) -> Sent:
         """Accept a call for the network, or refuse it as Twilio would (21211)."""
-        behaviour = behaviour_for(request.to)
+        behaviour = store.behaviour_for(request.to)
         if behaviour.kind == "invalid" or not _dialable(request.to):
             raise self._refused("call", request.to, INVALID_NUMBER)
-        sid = carrier.new_sid("CA")
-        from_ = carrier.plp_number(self.app)
+        sid = new_sid("CA")
+        from_ = config.plp_number(self.app)
         store.save_call(
             {
                 "sid": sid,
@@ -90,15 +90,15 @@ class SimulatorProvider:
 
     def send_sms(self, request: SmsRequest) -> Sent:
         """Accept an SMS for the network, or refuse it as Twilio would (21211, 21614, 21610)."""
-        behaviour = behaviour_for(request.to)
+        behaviour = store.behaviour_for(request.to)
         if behaviour.kind == "invalid" or not _dialable(request.to):
             raise self._refused("sms", request.to, INVALID_NUMBER)
         if behaviour.kind == "landline":
             raise self._refused("sms", request.to, NOT_MOBILE)
         if store.is_opted_out(request.to):
             raise self._refused("sms", request.to, OPTED_OUT)
-        sid = carrier.new_sid("SM")
-        from_ = carrier.plp_number(self.app)
+        sid = new_sid("SM")
+        from_ = config.plp_number(self.app)
         store.add_message(
             {
                 "sid": sid,
@@ -132,7 +132,7 @@ class SimulatorProvider:
                 "The recording address is not a simulator address.",
                 detail=f"refused recording host={urlsplit(recording_url).netloc}",
             )
-        path = carrier.recordings_dir(self.app) / f"{match.group(1)}.wav"
+        path = config.recordings_dir(self.app) / f"{match.group(1)}.wav"
         if not path.is_file():
             raise ProviderError(RECORDING_MISSING_MESSAGE, detail=f"no file for {match.group(1)}")
         content = path.read_bytes()
@@ -146,7 +146,7 @@ class SimulatorProvider:
                 "The recording reference is not a simulator recording.",
                 detail=f"refused recording sid={recording_sid[:40]!r}",
             )
-        (carrier.recordings_dir(self.app) / f"{recording_sid}.wav").unlink(missing_ok=True)
+        (config.recordings_dir(self.app) / f"{recording_sid}.wav").unlink(missing_ok=True)
         log.info("simulator recording deleted sid=%s", recording_sid)
 
     def _refused(self, what: str, to: str, code: int) -> ProviderError:
@@ -169,6 +169,3 @@ def _dialable(number: str) -> bool:
         return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
     except phonenumbers.NumberParseException:
         return False
-
-
-register_provider("simulator", SimulatorProvider)

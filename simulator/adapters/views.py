@@ -20,8 +20,9 @@ from sqlalchemy.orm import selectinload
 from alerts.models import Membership, Officer, Person
 from core.extensions import db
 from simulator import store
-from simulator.carrier import inbound_call, inbound_sms, plp_number, recordings_dir
-from simulator.people import behaviour_for, mixed_behaviour
+from simulator.behaviour import mixed_behaviour
+from simulator.carrier import inbound_call, inbound_sms
+from simulator.config import plp_number, recordings_dir, wiring
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ bp = Blueprint(
     static_folder="static",
 )
 
-# people.KINDS in the select's order: the common cases first.
+# behaviour.KINDS in the select's order: the common cases first.
 BEHAVIOUR_KINDS = (
     "answer",
     "interactive",
@@ -128,7 +129,7 @@ def set_behaviour():
             raise Refused(400, f"sms_reply: at most {MAX_SMS_BODY} characters")
         changes["sms_reply"] = reply or None
     # Start from what the number does now, so fields the page does not edit are kept.
-    current = behaviour_for(number)
+    current = store.behaviour_for(number)
     try:
         behaviour = dataclasses.replace(current, **changes)
     except (TypeError, ValueError) as err:
@@ -262,7 +263,7 @@ def _card(number: str, seen: dict, person: dict | None, own: str) -> dict:
         explicit = behaviour is not None
         if behaviour is None:
             # Not behaviour_for(): the snapshot already says nothing is set for it.
-            behaviour = mixed_behaviour(number).to_dict()
+            behaviour = mixed_behaviour(number, wiring().is_landline).to_dict()
         behaviour = {**behaviour, "explicit": explicit}
     return {
         "number": number,
