@@ -39,17 +39,17 @@ CONFIRMABLE_STATES = (AlertState.RELEASED, AlertState.DELIVERING)
 def is_confirmable(alert: Alert, now: datetime | None = None) -> bool:
     """Tell whether a confirmation of `alert` is still taken.
 
-    While it is delivered; and after its cascade ran out of steps (closed "exhausted")
-    until it expires: the e-mail with its link is the last step, so the alert closes as
-    soon as that e-mail is sent, and the member who clicks it later must still be heard.
+    While it is delivered, and after its cascade ran out of steps (closed "exhausted"):
+    the e-mail with its link is the last step, so the alert closes as soon as that e-mail
+    is sent, and the member who clicks it later must still be heard. Never after it
+    expires, whether or not a job has closed it yet (workers may be down).
     """
+    now = now or utcnow()
+    if now >= alert.expires_at:
+        return False
     if alert.state in CONFIRMABLE_STATES:
         return True
-    return (
-        alert.state == AlertState.CLOSED
-        and alert.close_reason == CloseReason.EXHAUSTED
-        and (now or utcnow()) < alert.expires_at
-    )
+    return alert.state == AlertState.CLOSED and alert.close_reason == CloseReason.EXHAUSTED
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def confirm(
     if existing is not None:
         return ConfirmResult(existing, created=False)
     if not is_confirmable(alert, now):
-        raise AlertError(_not_confirmable(alert))
+        raise AlertError(_not_confirmable(alert, now))
     if delivery is not None and (delivery.alert_id != alert.id or delivery.person_id != person.id):
         raise AlertError(
             f"delivery {delivery.id} is not one of alert {alert.reference} to this person"
@@ -185,7 +185,9 @@ def _everyone_confirmed(alert: Alert) -> bool:
     return unconfirmed is None
 
 
-def _not_confirmable(alert: Alert) -> str:
+def _not_confirmable(alert: Alert, now: datetime) -> str:
+    if alert.state in CONFIRMABLE_STATES and now >= alert.expires_at:
+        return f"alert {alert.reference} has expired: no confirmation is needed any more"
     if alert.state == AlertState.AWAITING_RELEASE:
         return f"alert {alert.reference} has not been sent yet"
     if alert.state == AlertState.REJECTED:

@@ -48,6 +48,7 @@ from prompts import text
 if TYPE_CHECKING:
     from alerts.planning import PlanSummary
 
+from alerts import planning
 from alerts.errors import AlertError, IllegalTransition, NotAllowed
 from alerts.wording import text_for
 
@@ -243,8 +244,6 @@ def release_alert(alert: Alert, *, by: Person | None, now: datetime | None = Non
     later one gets `IllegalTransition`. The other deciders and the author are told by
     SMS after the commit. Caller commits.
     """
-    from alerts import planning  # noqa: PLC0415 (planning imports the models this one does)
-
     now = now or utcnow()
     if by is not None:
         _check_decider(by, alert, "release")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from alerts.lifecycle import (
 from alerts.models import (
     Alert,
     AlertState,
+    AuditEvent,
     CloseReason,
     Membership,
     Person,
@@ -41,12 +43,51 @@ from core.urls import public_url
 log = logging.getLogger(__name__)
 # The coordinators' release call: paced as the cascade's steps, then rescheduled, not lost.
 RELEASE_CALL_MAX_WAIT_SECONDS = 10.0
+# The audit events that say level 1 happened: the reconciler redoes what has none.
+RELEASE_REQUESTED, ESCALATED = "alert.release_requested", "alert.escalated"
+
+
+@dataclass(frozen=True)
+class ReleaseTimers:
+    """When an alert awaiting release is escalated to the steering committee, auto-released."""
+
+    escalate_at: datetime
+    auto_release_at: datetime | None
+
+
+def release_timers(alert: Alert) -> ReleaseTimers:
+    """Return the alert's level-1 timers: the shortest of its targets' charters."""
+    charters = [target.partnership.charter for target in alert.targets]
+    escalate_after = min(c.escalate_to_steering_after_minutes for c in charters)
+    auto_after = [
+        c.auto_release_after_minutes for c in charters if c.auto_release_after_minutes is not None
+    ]
+    auto_release_at = alert.created_at + timedelta(minutes=min(auto_after)) if auto_after else None
+    return ReleaseTimers(
+        escalate_at=alert.created_at + timedelta(minutes=escalate_after),
+        auto_release_at=auto_release_at,
+    )
+
+
+def _audited(alert: Alert, action: str) -> bool:
+    return (
+        db.session.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.subject_type == Alert.__tablename__,
+                AuditEvent.subject_id == alert.id,
+                AuditEvent.action == action,
+            )
+        )
+        is not None
+    )
 
 
 def notify_coordinators(alert_id: int) -> str:
     """Text and call the coordinators for their decision; start the escalation and expiry timers."""
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.state != AlertState.AWAITING_RELEASE:
+        return "moot"
+    if _audited(alert, RELEASE_REQUESTED):  # a copy re-enqueued by the reconciler
         return "moot"
     members = member_count(t.partnership_id for t in alert.targets)
     coordinators = _people_with_role(alert, Role.COORDINATOR)
@@ -62,28 +103,24 @@ def notify_coordinators(alert_id: int) -> str:
         for person in coordinators
         if person.call_opt_out_at is None
     )
-    charters = [target.partnership.charter for target in alert.targets]
-    escalate_after = min(c.escalate_to_steering_after_minutes for c in charters)
+    timers = release_timers(alert)
     jobs.append(
         PendingJob(
             "urgent",
             "alerts.jobs.escalate_to_steering",
             (alert.id,),
             job_id=f"escalate-{alert.id}",
-            at=alert.created_at + timedelta(minutes=escalate_after),
+            at=timers.escalate_at,
         )
     )
-    auto_after = [
-        c.auto_release_after_minutes for c in charters if c.auto_release_after_minutes is not None
-    ]
-    if auto_after:
+    if timers.auto_release_at is not None:
         jobs.append(
             PendingJob(
                 "urgent",
                 "alerts.jobs.auto_release",
                 (alert.id,),
                 job_id=f"auto-release-{alert.id}",
-                at=alert.created_at + timedelta(minutes=min(auto_after)),
+                at=timers.auto_release_at,
             )
         )
     jobs.append(
@@ -96,14 +133,16 @@ def notify_coordinators(alert_id: int) -> str:
         )
     )
     record_audit(
-        "alert.release_requested",
+        RELEASE_REQUESTED,
         actor="system",
         subject=alert,
         reference=alert.reference,
         coordinators=[p.id for p in coordinators],
     )
-    db.session.commit()
+    # Enqueued before the audit event commits: with Redis down this raises, the event is
+    # rolled back, and the reconciler, finding none, runs this job again.
     enqueue_jobs(jobs)
+    db.session.commit()
     log.info(
         "coordinators notified alert_id=%s ref=%s coordinators=%d texted=%d called=%d",
         alert.id,
@@ -136,19 +175,21 @@ def escalate_to_steering(alert_id: int) -> str:
     now = utcnow()
     if alert is None or alert.state != AlertState.AWAITING_RELEASE or alert.expires_at <= now:
         return "moot"
+    if _audited(alert, ESCALATED):  # a copy re-enqueued by the reconciler
+        return "moot"
     minutes = max(1, round((now - alert.created_at) / timedelta(minutes=1)))
     steering = _people_with_role(alert, Role.STEERING)
     jobs = _notices(alert, steering, "sms.escalation", "escalation", minutes=minutes)
     record_audit(
-        "alert.escalated",
+        ESCALATED,
         actor="system",
         subject=alert,
         reference=alert.reference,
         minutes=minutes,
         steering=[p.id for p in steering],
     )
+    enqueue_jobs(jobs)  # before the commit, as in notify_coordinators
     db.session.commit()
-    enqueue_jobs(jobs)
     log.info(
         "alert escalated to steering alert_id=%s ref=%s minutes=%s steering=%d",
         alert.id,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 RECORDINGS_DIR = "recordings"  # under the instance folder
 RECORDING_QUEUE = "urgent"  # the message is about to go out to the members
 TOKEN_BYTES = 32  # secrets.token_urlsafe: 43 characters, 256 bits
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what token_urlsafe makes
 PURGE_QUEUE = "low"
 PURGE_AT = time(3, 0)  # UTC: a quiet hour
 EXTENSIONS = {"audio/x-wav": "wav", "audio/mpeg": "mp3"}
@@ -264,7 +266,8 @@ def recording_url(recording: Recording) -> str:
 
 def recording_file(token: str, now: datetime | None = None) -> tuple[Recording, Path] | None:
     """Return the playable recording of `token` and its file, or None (unknown, gone)."""
-    if not token or len(token) > 64:
+    if not TOKEN_SHAPE.fullmatch(token):
+        # Not one we could have made (a NUL, a newline, a slash): no query, nothing logged.
         return None
     recording = db.session.scalars(select(Recording).where(Recording.token == token)).one_or_none()
     if not recording_ready(recording, now):

@@ -1,1 +1,4 @@
-"""Application core: the factory, settings, extensions and command-line groups."""
+"""Infrastructure: the factory (the one composition root), settings, extensions, the queue.
+
+Nothing here imports the domain except `core.app.create_app`.
+"""

@@ -1,4 +1,9 @@
-"""The application factory."""
+"""The application factory: the one composition root.
+
+It alone imports the domain (blueprints, CLI groups, phone providers, the job registry),
+and only when an app is built, so that importing `core` (settings, extensions) stays
+cheap for the rest of the code and its tests.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,16 @@ from dotenv import dotenv_values
 from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.routing import IntegerConverter
 
-from core.extensions import db, init_redis, migrate
+from core import health
+from core.cli import register_commands
+from core.extensions import db, engine_options, init_redis, migrate
 from core.queue import register_job_aliases
-from core.settings import SETTING_KEYS, SettingsError, load_settings
+from core.settings import SETTING_KEYS, Settings, SettingsError, load_settings
 from core.webhooks import service_unavailable
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -45,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             **{k: str(v) for k, v in config.items() if v is not None},
         }
     try:
-        settings = load_settings(values, instance, PROJECT_ROOT)
+        settings = load_settings(values, instance, PROJECT_ROOT, testing=testing)
     except SettingsError as err:
         if testing:
             raise
@@ -55,27 +65,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         TESTING=testing,
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        # pre_ping: a PostgreSQL restart at night must not fail the first alert after it.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # Pre-ping, and every wait on PostgreSQL bounded (see core/extensions.py).
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
         JSON_SORT_KEYS=False,
     )
     # Anything else in `config` is plain Flask configuration (SERVER_NAME, ...).
     app.config.update({k: v for k, v in config.items() if k not in SETTING_KEYS})
     app.extensions["settings"] = settings
-    _configure_logging(testing)
+    _configure_logging(testing, settings)
 
+    # Row ids in the app's own URLs (`<id:...>`): beyond a database integer they match no
+    # route (404), instead of reaching PostgreSQL as an out-of-range parameter.
+    app.url_map.converters["id"] = RowIdConverter
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     init_redis(app)
 
-    # The composition root: the domain is imported only when an app is built, so importing
-    # `core` (settings, extensions) stays cheap. Deferred imports below say "as above".
-    from alerts import models  # noqa: F401, PLC0415 (registers the tables)
-    from alerts.email.views import bp as confirm_bp  # noqa: PLC0415
-    from alerts.media_views import bp as media_bp  # noqa: PLC0415
-    from alerts.sms.views import bp as messaging_bp  # noqa: PLC0415
-    from core import health  # noqa: PLC0415
-    from ivr.views import bp as ivr_bp  # noqa: PLC0415
+    # The domain is imported here, when an app is built (see the module's docstring);
+    # the deferred imports below say "as above".
+    from alerts import models  # noqa: F401, PLC0415 (as above; registers the tables)
+    from alerts.email.views import bp as confirm_bp  # noqa: PLC0415 (as above)
+    from alerts.media_views import bp as media_bp  # noqa: PLC0415 (as above)
+    from alerts.sms.views import bp as messaging_bp  # noqa: PLC0415 (as above)
+    from ivr.views import bp as ivr_bp  # noqa: PLC0415 (as above)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(ivr_bp)
@@ -85,8 +97,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _add_phones(app)
     app.register_error_handler(SQLAlchemyError, service_unavailable)
     app.register_error_handler(RedisError, service_unavailable)
-
-    from core.cli import register_commands  # noqa: PLC0415
 
     register_commands(app)
     from alerts.cli import alert_cli  # noqa: PLC0415 (as above: only when an app is built)
@@ -98,6 +108,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The worker readies the cascade (reconciler, carrier built once); jobs that Redis holds
     # under a path from before the move into capability folders still run.
     app.extensions["worker_setup"] = [_prepare_worker]
+    # And what each worker checks every few seconds: that the reconciler's chain is in Redis.
+    app.extensions["worker_checks"] = [_check_worker]
     from alerts.jobs import LEGACY_PATHS  # noqa: PLC0415 (as above: only when an app is built)
 
     register_job_aliases(LEGACY_PATHS)
@@ -138,17 +150,31 @@ def _simulator_provider(app: Flask):
     return SimulatorProvider(app)
 
 
+class RowIdConverter(IntegerConverter):
+    """A positive row id that fits a 32-bit database integer."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
 def _prepare_worker(app: Flask) -> None:
     from alerts.jobs import prepare_worker  # noqa: PLC0415 (as above: only when an app is built)
 
     prepare_worker(app)
 
 
-def _configure_logging(testing: bool) -> None:
-    root = logging.getLogger()
-    if testing or root.handlers:
-        return
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def _check_worker(app: Flask) -> None:
+    from alerts.delivery.reconciler import keep_reconciler_scheduled  # noqa: PLC0415 (as above)
+
+    keep_reconciler_scheduled(app)
+
+
+def _configure_logging(testing: bool, settings: Settings) -> None:
+    """Log at `LOG_LEVEL` (not in tests: pytest owns logging), then the settings' warnings."""
+    if not testing and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    # Once per app, that is once per process start (web, worker, each command).
+    for warning in settings.startup_warnings:
+        log.warning("settings: %s", warning)

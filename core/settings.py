@@ -7,6 +7,7 @@ turns that into a one-line exit outside tests.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import secrets
@@ -22,17 +23,23 @@ from sqlalchemy.exc import ArgumentError
 
 PROVIDERS = ("twilio", "simulator")
 TTS_ENGINE_NAMES = ("gtts", "espeak", "say")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+# Any of these set means the operator wants Twilio (unless PHONE_PROVIDER says otherwise).
+TWILIO_KEYS = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE",
+)
+TWILIO_SETTING_KEYS = (*TWILIO_KEYS, "TWILIO_API_BASE_ALLOW_ANY")
 SETTING_KEYS = frozenset(
     {
         "DATABASE_URL",
         "REDIS_URL",
         "PHONE_PROVIDER",
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_AUTH_TOKEN",
-        "TWILIO_FROM_NUMBER",
-        "TWILIO_MESSAGING_SERVICE_SID",
-        "TWILIO_API_BASE",
+        *TWILIO_SETTING_KEYS,
         "PUBLIC_BASE_URL",
         "SMTP_URL",
         "MAIL_FROM",
@@ -41,7 +48,29 @@ SETTING_KEYS = frozenset(
         "SMS_PER_SECOND",
         "TTS_ENGINES",
         "TTS_TIMEOUT_SECONDS",
+        "LOG_LEVEL",
+        "HEALTH_TOKEN",
         "TESTING",
+    }
+)
+MIN_SECRET_KEY_LENGTH = 16
+# With a real carrier, SECRET_KEY signs the confirmation links sent to every member.
+MIN_PRODUCTION_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10  # "x" * 40 or "changeme" repeated is not a key
+WEAK_SECRET_KEYS = frozenset(
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "dev",
+        "development",
+        "password",
+        "secret-key",
+        "secret_key",
+        "your-secret-key",
+        "please-change-me",
+        "replace-me",
+        "insecure",
     }
 )
 
@@ -85,6 +114,11 @@ class Settings:
     sms_per_second: float
     tts_engines: tuple[str, ...]
     tts_timeout_seconds: float = 5.0  # an online engine's bound (connect, then each read)
+    log_level: str = "INFO"
+    # Allowed but surprising combinations, logged once at start (create_app).
+    startup_warnings: tuple[str, ...] = ()
+    # Bearer token that shows /healthz's details (hosts, errors) beyond loopback clients.
+    health_token: str | None = field(default=None, repr=False)
 
     @property
     def embedded_redis(self) -> bool:
@@ -92,20 +126,36 @@ class Settings:
         return self.redis_url is None
 
 
-def load_settings(values: Mapping[str, str], instance_path: Path, project_root: Path) -> Settings:
-    """Validate raw string settings into `Settings`, or raise `SettingsError` naming the key."""
+def load_settings(
+    values: Mapping[str, str], instance_path: Path, project_root: Path, *, testing: bool = False
+) -> Settings:
+    """Validate raw string settings into `Settings`, or raise `SettingsError` naming the key.
+
+    Outside tests (`testing` false) a Twilio app must also be fit for production: an
+    https `PUBLIC_BASE_URL`, a strong `SECRET_KEY` and Twilio's own API host.
+    """
+    _refuse_unknown_twilio_names(values)
     raw = {key: str(value).strip() for key, value in values.items() if value is not None}
 
     def get(key: str) -> str | None:
         return raw.get(key) or None
 
-    account_sid = get("TWILIO_ACCOUNT_SID")
-    tokens = tuple(t.strip() for t in (get("TWILIO_AUTH_TOKEN") or "").split(",") if t.strip())
-    provider = get("PHONE_PROVIDER") or ("twilio" if account_sid and tokens else "simulator")
-    provider = provider.lower()
+    # Fail closed: one Twilio variable set means Twilio was meant, so a partial
+    # configuration stops the app instead of quietly running the simulator.
+    twilio_found = [key for key in TWILIO_KEYS if get(key)]
+    chosen = get("PHONE_PROVIDER")
+    provider = (chosen or ("twilio" if twilio_found else "simulator")).lower()
     if provider not in PROVIDERS:
         raise SettingsError(f"PHONE_PROVIDER: {provider!r} is not one of {', '.join(PROVIDERS)}")
+    warnings = []
+    if provider == "simulator" and twilio_found:
+        warnings.append(
+            f"PHONE_PROVIDER=simulator: {', '.join(twilio_found)} set but not used; "
+            "no real call or SMS is made"
+        )
 
+    account_sid = get("TWILIO_ACCOUNT_SID")
+    tokens = tuple(t.strip() for t in (get("TWILIO_AUTH_TOKEN") or "").split(",") if t.strip())
     from_number = _optional(get("TWILIO_FROM_NUMBER"), "TWILIO_FROM_NUMBER", _e164)
     service_sid = get("TWILIO_MESSAGING_SERVICE_SID")
     if service_sid and not _MESSAGING_SERVICE_SID.match(service_sid):
@@ -113,22 +163,42 @@ def load_settings(values: Mapping[str, str], instance_path: Path, project_root: 
     if account_sid and not _ACCOUNT_SID.match(account_sid):
         raise SettingsError("TWILIO_ACCOUNT_SID: expected AC followed by 32 hex digits")
     if provider == "twilio":
-        # Calls need a caller ID even when SMS go through a messaging service.
+        because = (
+            "when PHONE_PROVIDER is twilio"
+            if chosen
+            else f"when a Twilio variable is set (found {', '.join(twilio_found)})"
+        )
+        # Calls need a caller ID even when SMS go through a messaging service, so the
+        # from number is the one sender every Twilio app has.
         for key, value in (
             ("TWILIO_ACCOUNT_SID", account_sid),
             ("TWILIO_AUTH_TOKEN", tokens),
             ("TWILIO_FROM_NUMBER", from_number),
         ):
             if not value:
-                raise SettingsError(f"{key}: required when PHONE_PROVIDER is twilio")
+                raise SettingsError(f"{key}: required {because}")
         if not get("PUBLIC_BASE_URL"):
             raise SettingsError(
                 "PUBLIC_BASE_URL: required with Twilio (the URL Twilio reaches this app at)"
             )
 
-    secret_key = get("SECRET_KEY") or _instance_secret_key(instance_path)
-    if len(secret_key) < 16:
-        raise SettingsError("SECRET_KEY: must be at least 16 characters long")
+    public_base_url = _http_url(
+        get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000", "PUBLIC_BASE_URL"
+    )
+    twilio_api_base = _http_url(
+        get("TWILIO_API_BASE") or "https://api.twilio.com", "TWILIO_API_BASE"
+    )
+    allow_any_api_base = _flag(get("TWILIO_API_BASE_ALLOW_ANY"), "TWILIO_API_BASE_ALLOW_ANY")
+    secret_key = get("SECRET_KEY")
+    if provider == "twilio" and not testing:
+        _check_production(public_base_url, secret_key, twilio_api_base, allow_any_api_base)
+        if not _is_twilio_host(twilio_api_base):
+            warnings.append(
+                f"TWILIO_API_BASE_ALLOW_ANY=1: calls and SMS go to {twilio_api_base}, not Twilio"
+            )
+    secret_key = secret_key or _instance_secret_key(instance_path)
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(f"SECRET_KEY: must be at least {MIN_SECRET_KEY_LENGTH} characters long")
 
     return Settings(
         database_url=_database_url(get("DATABASE_URL"), instance_path, project_root),
@@ -138,12 +208,8 @@ def load_settings(values: Mapping[str, str], instance_path: Path, project_root: 
         twilio_auth_tokens=tokens,
         twilio_from_number=from_number,
         twilio_messaging_service_sid=service_sid,
-        twilio_api_base=_http_url(
-            get("TWILIO_API_BASE") or "https://api.twilio.com", "TWILIO_API_BASE"
-        ),
-        public_base_url=_http_url(
-            get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000", "PUBLIC_BASE_URL"
-        ),
+        twilio_api_base=twilio_api_base,
+        public_base_url=public_base_url,
         smtp=_optional(get("SMTP_URL"), "SMTP_URL", _smtp),
         mail_from=_mail_from(get("MAIL_FROM") or "plp-alert@localhost"),
         secret_key=secret_key,
@@ -151,7 +217,85 @@ def load_settings(values: Mapping[str, str], instance_path: Path, project_root: 
         sms_per_second=_rate(get("SMS_PER_SECOND"), "SMS_PER_SECOND"),
         tts_engines=_tts_engines(get("TTS_ENGINES") or ",".join(TTS_ENGINE_NAMES)),
         tts_timeout_seconds=_tts_timeout(get("TTS_TIMEOUT_SECONDS")),
+        log_level=_log_level(get("LOG_LEVEL")),
+        health_token=_health_token(get("HEALTH_TOKEN")),
+        startup_warnings=tuple(warnings),
     )
+
+
+def _refuse_unknown_twilio_names(values: Mapping[str, str]) -> None:
+    """Refuse a TWILIO_ variable that is no setting: a misspelling would go unnoticed."""
+    unknown = sorted(
+        key
+        for key in values
+        if key.upper().startswith("TWILIO_") and key not in TWILIO_SETTING_KEYS
+    )
+    if not unknown:
+        return
+    name = unknown[0]
+    # Compared without the shared prefix, which would make every name look alike.
+    suffixes = {key.removeprefix("TWILIO_"): key for key in TWILIO_SETTING_KEYS}
+    close = difflib.get_close_matches(name.upper().removeprefix("TWILIO_"), suffixes, n=1)
+    hint = (
+        f"did you mean {suffixes[close[0]]}?"
+        if close
+        else f"known: {', '.join(TWILIO_SETTING_KEYS)}"
+    )
+    raise SettingsError(f"{name}: not a setting ({hint})")
+
+
+def _check_production(
+    public_base_url: str, secret_key: str | None, api_base: str, allow_any_api_base: bool
+) -> None:
+    """Refuse what a real carrier must not be run with (outside tests)."""
+    if urlsplit(public_base_url).scheme != "https":
+        raise SettingsError(
+            f"PUBLIC_BASE_URL: must be https:// with Twilio (got {public_base_url!r})"
+        )
+    if secret_key is not None:
+        if (
+            secret_key.lower() in WEAK_SECRET_KEYS
+            or len(set(secret_key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS
+        ):
+            raise SettingsError(
+                "SECRET_KEY: too easy to guess (a placeholder or few distinct characters); "
+                "use a random key, or unset it to use the generated one"
+            )
+        if len(secret_key) < MIN_PRODUCTION_SECRET_KEY_LENGTH:
+            raise SettingsError(
+                f"SECRET_KEY: must be at least {MIN_PRODUCTION_SECRET_KEY_LENGTH} characters "
+                "with Twilio (or unset: a key is generated into instance/)"
+            )
+    if not allow_any_api_base and not _is_twilio_host(api_base):
+        raise SettingsError(
+            f"TWILIO_API_BASE: {api_base!r} is not a Twilio host (https://*.twilio.com); "
+            "set TWILIO_API_BASE_ALLOW_ANY=1 to use a mock"
+        )
+
+
+def _is_twilio_host(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return (
+        parts.scheme == "https"
+        and parts.username is None
+        and (host == "twilio.com" or host.endswith(".twilio.com"))
+    )
+
+
+def _flag(value: str | None, key: str) -> bool:
+    if value is None or value == "0":
+        return False
+    if value == "1":
+        return True
+    raise SettingsError(f"{key}: expected 1 or 0, not {value!r}")
+
+
+def _log_level(value: str | None) -> str:
+    level = (value or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL: {value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _optional(value, key, parse):
@@ -236,6 +380,11 @@ def _smtp(value: str) -> SmtpSettings:
 
 
 def _mail_from(value: str) -> str:
+    # A line break would let the value add headers to every e-mail sent.
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise SettingsError(
+            "MAIL_FROM: must not contain a line break (CR, LF) or control character"
+        )
     # Not email_validator: it refuses "localhost", the contract's default sender domain.
     # A display name is allowed: "PLP Alert <alert@zone.be>".
     _name, address = parseaddr(value)
@@ -276,6 +425,12 @@ def _tts_timeout(value: str | None) -> float:
     if not 0 < seconds <= 60:
         raise SettingsError("TTS_TIMEOUT_SECONDS: must be above 0 and at most 60 seconds")
     return seconds
+
+
+def _health_token(value: str | None) -> str | None:
+    if value is not None and len(value) < 16:
+        raise SettingsError("HEALTH_TOKEN: must be at least 16 characters long")
+    return value
 
 
 def _instance_secret_key(instance_path: Path) -> str:

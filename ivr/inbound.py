@@ -77,7 +77,7 @@ def answer(call: InboundCall) -> VoiceResponse:
             )
         case CallerKind.MEMBER:
             return _member_alert(caller, _member_alerts(caller.person)[:1], tries=0, first=True)
-    until = locked_until(caller.person.phone)
+    until = locked_until(caller.person)
     if until is not None:
         return _locked(caller, until)
     return _pin_prompt(caller, tries=0)

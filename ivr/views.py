@@ -47,7 +47,7 @@ def speak_the_fallback_language():
     g.call_language = FALLBACK_LANGUAGE
 
 
-@bp.post("/alert/<int:delivery_id>")
+@bp.post("/alert/<id:delivery_id>")
 @twilio_signed
 def alert_call(delivery_id: int):
     """Speak the alert to whoever answered: the menu to a person, a message to a machine."""
@@ -55,7 +55,7 @@ def alert_call(delivery_id: int):
     return xml_response(answer_alert_call(delivery_id, call))
 
 
-@bp.post("/alert/<int:delivery_id>/gather")
+@bp.post("/alert/<id:delivery_id>/gather")
 @twilio_signed
 def alert_gather(delivery_id: int):
     """Act on the key pressed at the alert menu: confirm, replay, or ask again."""
@@ -78,7 +78,7 @@ def call_status():
 # --- The coordinator's release call (ivr.release) ------------------------------------------
 
 
-@bp.post("/release/<int:alert_id>/<int:person_id>")
+@bp.post("/release/<id:alert_id>/<id:person_id>")
 @twilio_signed
 def release_call(alert_id: int, person_id: int):
     """Tell a coordinator about an alert awaiting release; ask for 1 (release) or 2 (reject)."""
@@ -87,7 +87,7 @@ def release_call(alert_id: int, person_id: int):
     return xml_response(answer)
 
 
-@bp.post("/release/<int:alert_id>/<int:person_id>/gather")
+@bp.post("/release/<id:alert_id>/<id:person_id>/gather")
 @twilio_signed
 def release_gather(alert_id: int, person_id: int):
     """Act on the coordinator's key at the release call: release, reject, repeat."""

@@ -127,6 +127,9 @@ TEXTS = {
     "sms.cmd.pin_missing": "PIN fehlt.",
     "sms.cmd.pin_wrong": "Falsche PIN. Verbleibende Versuche bis zur Sperre: {left}.",
     "sms.cmd.pin_locked": "Zu viele falsche PINs. Diese Nummer ist bis {until} Uhr gesperrt.",
+    "sms.pin_guessed": "PLP Alert: {count} falsche PINs wurden für Sie eingegeben (zuletzt von "
+    "{number}). Ihre PIN ist bis {until} Uhr gesperrt. Waren Sie es nicht, sagen "
+    "Sie es Ihrem Koordinator.",
     "sms.cmd.no_target": "Ziel fehlt. Format: ALARM <PIN> <KPP oder Zone> <Nachricht>.",
     "sms.cmd.unknown_target": "Ziel {code} unbekannt: keine KPP und keine Zone hat diesen Code. "
     "Nichts wurde gesendet.",

@@ -115,6 +115,8 @@ TEXTS = {
     "sms.cmd.pin_missing": "PIN missing.",
     "sms.cmd.pin_wrong": "Wrong PIN. Attempts left before the lock: {left}.",
     "sms.cmd.pin_locked": "Too many wrong PINs. This number is locked until {until}.",
+    "sms.pin_guessed": "PLP Alert: {count} wrong PINs were given for you (the last from {number}). "
+    "Your PIN is locked until {until}. If this was not you, tell your coordinator.",
     "sms.cmd.no_target": "Target missing. Format: ALERT <PIN> <PLP or zone> <message>.",
     "sms.cmd.unknown_target": "Unknown target {code}: no PLP or zone has this code. Nothing was "
     "sent.",

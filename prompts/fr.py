@@ -121,6 +121,9 @@ TEXTS = {
     "sms.cmd.pin_missing": "Code PIN manquant.",
     "sms.cmd.pin_wrong": "Code PIN incorrect. Essais restants avant blocage: {left}.",
     "sms.cmd.pin_locked": "Trop de codes PIN incorrects. Ce numéro est bloqué jusqu'à {until}.",
+    "sms.pin_guessed": "PLP Alert: {count} codes PIN faux ont été donnés pour vous (dernier depuis "
+    "{number}). Votre PIN est bloqué jusqu'à {until}. Si ce n'était pas vous, "
+    "prévenez votre coordinateur.",
     "sms.cmd.no_target": "Cible manquante. Format: ALERTE <PIN> <PLP ou zone> <message>.",
     "sms.cmd.unknown_target": "Cible {code} inconnue: aucun PLP ni zone n'a ce code. Rien n'a été "
     "envoyé.",

@@ -120,6 +120,9 @@ TEXTS = {
     "sms.cmd.pin_missing": "Pincode ontbreekt.",
     "sms.cmd.pin_wrong": "Foute pincode. Resterende pogingen voor blokkering: {left}.",
     "sms.cmd.pin_locked": "Te veel foute pincodes. Dit nummer is geblokkeerd tot {until}.",
+    "sms.pin_guessed": "PLP Alert: er werden {count} foute pincodes voor u gegeven (laatste vanaf "
+    "{number}). Uw pincode is geblokkeerd tot {until}. Was u het niet, verwittig "
+    "dan uw coördinator.",
     "sms.cmd.no_target": "Doel ontbreekt. Vorm: ALARM <pincode> <BIN of zone> <bericht>.",
     "sms.cmd.unknown_target": "Doel {code} onbekend: geen BIN of zone heeft deze code. Er is "
     "niets verstuurd.",

@@ -28,6 +28,7 @@ OPT_IN_CONFIRMATION = (
 )
 OPTED_OUT_CODE = "21610"  # https://www.twilio.com/docs/api/errors/21610
 UNREACHABLE_HANDSET_CODE = "30003"  # https://www.twilio.com/docs/api/errors/30003
+UNKNOWN_ERROR_CODE = "30008"  # https://www.twilio.com/docs/api/errors/30008
 
 
 def opt_out_type(body: str) -> str | None:

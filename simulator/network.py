@@ -19,6 +19,7 @@ queues the rest as Twilio does, so that time-to-reach can be measured.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -41,6 +42,7 @@ from simulator.calls import (
     new_sid,
 )
 from simulator.clock import CarrierStopped, Latency, LiveClock, ZeroClock
+from simulator.outage import UNREACHABLE, Outage
 from simulator.people import InteractivePerson, ScriptedPerson
 from simulator.transport import Transport, TransportError, TransportResponse
 from simulator.twiml import run_call
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 32  # lives carried at once; more wait in the queue
 SETTLE_SECONDS = 0.3  # the least time from accepting a request to its first callback
 WEBHOOK_TIMEOUT_SECONDS = 15.0  # Twilio waits 15 s for a webhook's answer
+CUT_OFF_ERROR = "the carrier lost its Redis (state and queue) during this life"
 
 _CARRIER_SLOT_LUA = """
 local t = redis.call('TIME')
@@ -78,6 +81,10 @@ class Network:
     for the carrier's rate limit back at the head of the queue when the carrier stops.
     `settle_seconds` is the least time between a request's acceptance and its first
     callback (default: `SETTLE_SECONDS`, or none when lives are held for `start_pending`).
+
+    A Redis outage (`outage`) never ends the carrier: a life that meets one before the app
+    heard of it waits for Redis and starts again; later, it is cut off (`_cut_off`): a
+    call ends failed, as carried again it would be played twice.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class Network:
         requeue_on_stop: bool = False,
         latency: Latency | None = None,
         settle_seconds: float | None = None,
+        outage: Outage | None = None,
     ):
         self.app = app
         self.transport = transport
@@ -103,6 +111,9 @@ class Network:
             settle_seconds = SETTLE_SECONDS if autostart else 0.0
         self.settle_seconds = settle_seconds
         self.stopping = threading.Event()
+        self.outage = outage or Outage()
+        # The life this thread carries: whether the app heard of it, how to cut it off.
+        self._life = threading.local()
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="simulator-carrier"
         )
@@ -157,7 +168,7 @@ class Network:
     def _carry_in_context(self, request: dict) -> None:
         with self.app.app_context():
             try:
-                self.carry(request)
+                self._carry_across_outages(request)
             except CarrierStopped:
                 log.info("simulator life stopped kind=%s sid=%s", request["kind"], request["sid"])
             except Exception:
@@ -166,7 +177,39 @@ class Network:
                 log.exception(
                     "simulator life crashed kind=%s sid=%s", request["kind"], request["sid"]
                 )
-                _record_error(request, "the simulator failed (see its log)")
+                with contextlib.suppress(*UNREACHABLE):  # the crash is in the log anyway
+                    _record(request, error="the simulator failed (see its log)")
+
+    def _carry_across_outages(self, request: dict) -> None:
+        """Carry `request`; wait out a Redis outage that comes before the app heard of it."""
+        life = self._life
+        while True:
+            life.told_app, life.cut_off = False, None
+            try:
+                self.carry(request)
+                return
+            except UNREACHABLE as err:
+                self.outage.failed(err)
+                if life.told_app:
+                    self._cut_off(request, life.cut_off)
+                    return
+            log.info("simulator life waits for Redis sid=%s", request["sid"])
+            try:
+                self.outage.wait_out(store.version, self.stopping)
+            except CarrierStopped:
+                self._give_back(request)
+
+    def _cut_off(self, request: dict, tell_app: Callable[[], str | None] | None) -> None:
+        """End a life Redis failed in the middle of: tell the app now, the store when it answers.
+
+        `tell_app` (set by the life) sends the app its last callback without Redis and
+        returns the status to store (None: the stored one stands).
+        """
+        status = tell_app() if tell_app is not None else None
+        kind, sid = request["kind"], request["sid"]
+        log.warning("simulator life cut off by Redis kind=%s sid=%s status=%s", kind, sid, status)
+        fields = {"error": CUT_OFF_ERROR} | ({"status": status} if status else {})
+        self.outage.wait_out(lambda: _record(request, **fields), self.stopping)
 
     def carry(self, request: dict) -> None:
         """Carry one request to its end in this thread (inside an app context)."""
@@ -190,7 +233,9 @@ class Network:
 
     def _outbound_call(self, request: dict) -> None:
         self._take_turn("call", request)
-        OutboundCall(self, request).run()
+        call = OutboundCall(self, request)
+        self._life.cut_off = call.cut_off
+        call.run()
 
     # -- SMS
 
@@ -200,9 +245,10 @@ class Network:
         behaviour = store.behaviour_for(to)
         clock = self.clock()
         problems: list[str] = []
+        told: list[str] = []  # the statuses the app was sent
 
-        def report(status: str, **extra: str) -> None:
-            params = {
+        def params_for(status: str, **extra: str) -> dict[str, str]:
+            return {
                 "MessageSid": sid,
                 "SmsSid": sid,
                 "MessageStatus": status,
@@ -213,12 +259,24 @@ class Network:
                 "ApiVersion": API_VERSION,
                 **extra,
             }
+
+        def report(status: str, **extra: str) -> None:
+            params = params_for(status, **extra)
             store.update_message(sid, status=status, error_code=extra.get("ErrorCode"))
             problem = self.post_webhook(request["status_callback_url"], params)
+            told.append(status)
             if problem:
                 problems.append(f"{status} callback: {problem}")
                 store.update_message(sid, problems=problems)
 
+        def cut_off() -> str | None:
+            if told and told[-1] in ("delivered", "undelivered"):
+                return None  # its end was told: only a reply is lost
+            code = messaging.UNKNOWN_ERROR_CODE
+            self.tell_app(request["status_callback_url"], params_for("failed", ErrorCode=code))
+            return "failed"
+
+        self._life.cut_off = cut_off
         report("queued")
         clock.sleep(self.latency.draw(self.latency.sms_sent))
         report("sent")
@@ -329,6 +387,8 @@ class Network:
         )
         store.update_call(sid, status="in-progress")
         url = config.settings(self.app).public_base_url + "/ivr/incoming"
+        # The interpreter posts to the app itself: from here the call cannot start again.
+        self._life.told_app, self._life.cut_off = True, lambda: "failed"
         outcome = run_call(
             context, url, self.transport, LivePerson(person, sid), clock, recorder=self.recorder
         )
@@ -366,12 +426,30 @@ class Network:
         return f"{base}/simulator/recordings/{sid}", _wav_seconds(audio)
 
     def post_webhook(self, url: str, params: dict[str, str]) -> str | None:
-        """POST a signed webhook; return what went wrong (None: the app took it)."""
+        """POST a signed webhook; return what went wrong (None: the app took it).
+
+        A status callback about a number set with `store.set_callbacks_dropped` is lost on
+        the way, as when the app answered 503 during an outage: Twilio retries none, so
+        only the app asking the carrier (`fetch_call_status`, ...) can learn the status.
+        """
+        status = params.get("CallStatus") or params.get("MessageStatus")
+        if status is not None and store.callbacks_dropped(params.get("To", "")):
+            log.info(
+                "simulator status callback dropped sid=%s status=%s",
+                params.get("CallSid") or params.get("MessageSid"),
+                status,
+            )
+            return None
+        return self._post(url, params)[1]
+
+    def tell_app(self, url: str, params: dict[str, str]) -> str | None:
+        """POST a signed webhook without the store (a life cut off by a Redis outage)."""
         return self._post(url, params)[1]
 
     def _post(
         self, url: str, params: dict[str, str]
     ) -> tuple[TransportResponse | None, str | None]:
+        self._life.told_app = True  # even unanswered: the app may have acted on it
         try:
             response = self.transport.post(url, params)
         except TransportError as err:
@@ -393,20 +471,24 @@ class Network:
     def _give_back(self, request: dict) -> None:
         """End a life not begun: its request goes back to the queue (carrier process)."""
         if self.requeue_on_stop:
-            store.requeue_request(request)
-            log.info(
-                "simulator stopping: request requeued kind=%s sid=%s",
-                request["kind"],
-                request["sid"],
-            )
+            self.requeue(request)
         raise CarrierStopped
 
+    def requeue(self, request: dict) -> None:
+        """Put a request not carried back at the head of the queue (lost if Redis is down)."""
+        try:
+            store.requeue_request(request)
+        except UNREACHABLE:
+            log.error("simulator stopping, Redis unreachable: request lost sid=%s", request["sid"])
+            return
+        log.info("simulator stopping: request requeued sid=%s", request["sid"])
 
-def _record_error(request: dict, error: str) -> None:
+
+def _record(request: dict, **fields) -> None:
     if request["kind"] in ("call", "inbound_call"):
-        store.update_call(request["sid"], error=error)
+        store.update_call(request["sid"], **fields)
     else:
-        store.update_message(request["sid"], error=error)
+        store.update_message(request["sid"], **fields)
 
 
 def _wav_seconds(audio: bytes) -> float:

@@ -27,6 +27,8 @@ VERSION_KEY = PREFIX + "version"
 BEHAVIOURS_KEY = PREFIX + "behaviours"  # hash: number -> behaviour JSON
 NUMBERS_KEY = PREFIX + "numbers"  # set: every number with a call or a message
 OPTED_OUT_KEY = PREFIX + "opted-out"  # set: numbers that texted STOP to the PLP
+# set: numbers whose status callbacks the carrier loses (tests of the app's status polling)
+DROPPED_CALLBACKS_KEY = PREFIX + "dropped-callbacks"
 REQUESTS_KEY = PREFIX + "requests"  # list: requests for the carrier process (queue mode)
 CALL_KEY = PREFIX + "call:{sid}"
 CALL_EVENTS_KEY = PREFIX + "call:{sid}:events"
@@ -197,6 +199,22 @@ def set_opted_out(number: str, opted_out: bool) -> None:
 def is_opted_out(number: str) -> bool:
     """Tell whether `number` opted out of the PLP's SMS at the carrier."""
     return bool(_redis().sismember(OPTED_OUT_KEY, number))
+
+
+def set_callbacks_dropped(number: str, dropped: bool) -> None:
+    """Make the carrier lose (True) or send again (False) the status callbacks about `number`."""
+    with _redis().pipeline() as pipe:
+        if dropped:
+            pipe.sadd(DROPPED_CALLBACKS_KEY, number)
+        else:
+            pipe.srem(DROPPED_CALLBACKS_KEY, number)
+        pipe.incr(VERSION_KEY)
+        pipe.execute()
+
+
+def callbacks_dropped(number: str) -> bool:
+    """Tell whether the carrier loses the status callbacks about `number`."""
+    return bool(_redis().sismember(DROPPED_CALLBACKS_KEY, number))
 
 
 def push_request(request: dict) -> None:

@@ -51,6 +51,10 @@ class Line(Protocol):
         """POST a signed webhook; return what went wrong (None: the app took it)."""
         ...
 
+    def tell_app(self, url: str, params: dict[str, str]) -> str | None:
+        """POST a signed webhook without the store (Redis is unreachable)."""
+        ...
+
 
 class OutboundCall:
     """The life of one outbound call, from the carrier taking it to its last callback."""
@@ -65,6 +69,7 @@ class OutboundCall:
         self.sequence = 0
         self.answered_by: str | None = None
         self.problems: list[str] = []
+        self.ended = False  # its final status was sent to the app
 
     def run(self) -> None:
         """Ring, answer (or not), run the TwiML, and report each step to the app."""
@@ -130,8 +135,33 @@ class OutboundCall:
         duration = math.ceil(self.clock.now() - answered_at)
         self.report("completed", CallDuration=str(duration))
 
+    def cut_off(self) -> str | None:
+        """End the call failed without the store (Redis is unreachable); return that status.
+
+        None when the app already had the call's final status: only the store is behind.
+        """
+        if self.ended:
+            return None
+        params = self.callback_params("failed", CallDuration="0")
+        self.network.tell_app(self.request["status_callback_url"], params)
+        self.ended = True
+        return "failed"
+
     def report(self, status: str, **extra: str) -> None:
         """Record the call's new status and send its callback, as Twilio sends it."""
+        params = self.callback_params(status, **extra)
+        fields = {"status": status, "answered_by": self.answered_by}
+        if "CallDuration" in extra:
+            fields["duration"] = int(extra["CallDuration"])
+        store.update_call(self.sid, **fields)
+        problem = self.network.post_webhook(self.request["status_callback_url"], params)
+        self.ended = status in SIP_CODES
+        if problem:
+            self.problems.append(f"{status} callback: {problem}")
+            store.update_call(self.sid, problems=self.problems)
+
+    def callback_params(self, status: str, **extra: str) -> dict[str, str]:
+        """Return the next status callback's parameters, as Twilio sends them."""
         request = self.request
         params = {
             "CallSid": self.sid,
@@ -153,14 +183,7 @@ class OutboundCall:
         if status in SIP_CODES:
             params["SipResponseCode"] = SIP_CODES[status]
         self.sequence += 1
-        fields = {"status": status, "answered_by": self.answered_by}
-        if "CallDuration" in extra:
-            fields["duration"] = int(extra["CallDuration"])
-        store.update_call(self.sid, **fields)
-        problem = self.network.post_webhook(request["status_callback_url"], params)
-        if problem:
-            self.problems.append(f"{status} callback: {problem}")
-            store.update_call(self.sid, problems=self.problems)
+        return params
 
 
 class LivePerson:

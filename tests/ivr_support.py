@@ -1,12 +1,11 @@
-"""Helpers of the IVR tests: parsed TwiML, signed voice requests, the words of a document."""
+"""Helpers of the IVR tests: parsed TwiML, the words of a document, posting to action URLs."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
-from simulator.calls import SIMULATOR_ACCOUNT_SID
-from tests.support import PLP_NUMBER, call_sid, signed_post
+from tests.twilio_payloads import signed_post
 
 
 def parse(response) -> ElementTree.Element:
@@ -40,23 +39,6 @@ def path_of(url: str) -> str:
     """Return the path and query of an absolute URL (what the test client posts to)."""
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def voice_form(caller: str, sid: str | None = None, **extra) -> dict[str, str]:
-    """Return the form Twilio posts about an inbound call from `caller`."""
-    form = {
-        "CallSid": sid or call_sid(),
-        "AccountSid": SIMULATOR_ACCOUNT_SID,
-        "From": caller,
-        "To": PLP_NUMBER,
-        "Caller": caller,
-        "Called": PLP_NUMBER,
-        "CallStatus": "in-progress",
-        "Direction": "inbound",
-        "ApiVersion": "2010-04-01",
-    }
-    form.update({key: str(value) for key, value in extra.items()})
-    return form
 
 
 def post(client, url_or_path: str, form: dict[str, str]):

@@ -5,28 +5,26 @@ from __future__ import annotations
 import io
 import os
 import sys
-import uuid
 import wave
 from collections import deque
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 
+from rq import SimpleWorker
 from sqlalchemy import create_engine, inspect, text
-from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import MultiDict
 
 from alerts.delivery.provider import (
     CallRequest,
+    CarrierStatus,
     ProviderError,
     RecordingAudio,
     Sent,
     SmsRequest,
+    UnknownSidError,
 )
 from core.app import PROJECT_ROOT
-from core.extensions import db
-from core.webhooks import signing_token
+from core.extensions import db, redis_connection
+from core.queue import QUEUE_NAMES, get_queue
+from tests.twilio_payloads import ACCOUNT_SID, PLP_NUMBER, call_sid, message_sid
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 # A Redis server for the tests (CI); without it, the embedded redis-server.
@@ -83,12 +81,8 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-# --- Twilio webhooks: signed requests and realistic payloads -------------------------
-
-ACCOUNT_SID = "AC3f9d2c8e1b7a4c60d5e2f1a0b9c8d7e6"
-PLP_NUMBER = "+3223150100"  # the PLP's number: caller ID of calls, sender of SMS
-MEMBER_NUMBER = "+32470123456"
-TWILIO_SETTINGS = {  # the settings of an app whose carrier is Twilio
+# The settings of an app whose carrier is Twilio.
+TWILIO_SETTINGS = {
     "PHONE_PROVIDER": "twilio",
     "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
     "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
@@ -97,125 +91,10 @@ TWILIO_SETTINGS = {  # the settings of an app whose carrier is Twilio
 }
 
 
-def call_sid() -> str:
-    """Return a new call SID, shaped as Twilio's."""
-    return "CA" + uuid.uuid4().hex
-
-
-def message_sid() -> str:
-    """Return a new message SID, shaped as Twilio's."""
-    return "SM" + uuid.uuid4().hex
-
-
-def signed_post(
-    client,
-    path: str,
-    form,
-    *,
-    token: str | None = None,
-    url: str | None = None,
-    headers: Mapping[str, str] | None = None,
-):
-    """POST `form` to `path` with the signature Twilio would send.
-
-    Signed with `token` (default: the app's signing token) over `url` (default: the
-    app's public base URL + `path`); the request itself always goes to `path`.
-    """
-    settings = client.application.extensions["settings"]
-    form = MultiDict(form)
-    token = token if token is not None else signing_token(settings)
-    url = url if url is not None else settings.public_base_url + path
-    signature = RequestValidator(token).compute_signature(url, form)
-    return client.post(
-        path, data=form, headers={"X-Twilio-Signature": signature, **(headers or {})}
-    )
-
-
-def _twilio_form(base: dict[str, str], extra: Mapping[str, str | int | None]) -> dict[str, str]:
-    # An extra value of None removes the field: how a test builds a malformed webhook.
-    form = {**base, **{k: str(v) for k, v in extra.items() if v is not None}}
-    return {k: v for k, v in form.items() if extra.get(k, "") is not None}
-
-
-def call_status_form(
-    sid: str,
-    status: str,
-    *,
-    to: str = MEMBER_NUMBER,
-    from_: str = PLP_NUMBER,
-    **extra: str | int | None,
-) -> dict[str, str]:
-    """Return the form of a call status callback for an outbound call, as Twilio posts it.
-
-    `extra` adds fields (CallDuration, AnsweredBy, Price, ...) or, with None, removes one.
-    """
-    base = {
-        "AccountSid": ACCOUNT_SID,
-        "ApiVersion": "2010-04-01",
-        "CallSid": sid,
-        "CallStatus": status,
-        "Called": to,
-        "CalledCity": "",
-        "CalledCountry": "BE",
-        "CalledState": "",
-        "CalledZip": "",
-        "Caller": from_,
-        "CallerCity": "Bruxelles",
-        "CallerCountry": "BE",
-        "CallerState": "",
-        "CallerZip": "",
-        "Direction": "outbound-api",
-        "From": from_,
-        "FromCity": "Bruxelles",
-        "FromCountry": "BE",
-        "FromState": "",
-        "FromZip": "",
-        "To": to,
-        "ToCity": "",
-        "ToCountry": "BE",
-        "ToState": "",
-        "ToZip": "",
-        "Timestamp": format_datetime(datetime.now(UTC), usegmt=False),
-        "CallbackSource": "call-progress-events",
-        "SequenceNumber": "0",
-    }
-    if status in ("completed", "busy", "no-answer", "failed", "canceled"):
-        base["SipResponseCode"] = {
-            "completed": "200",
-            "busy": "486",
-            "no-answer": "487",
-            "failed": "404",
-            "canceled": "487",
-        }[status]
-    return _twilio_form(base, extra)
-
-
-def sms_status_form(
-    sid: str,
-    status: str,
-    *,
-    to: str = MEMBER_NUMBER,
-    from_: str = PLP_NUMBER,
-    **extra: str | int | None,
-) -> dict[str, str]:
-    """Return the form of a message status callback, as Twilio posts it.
-
-    `extra` adds fields (ErrorCode, ErrorMessage, MessagingServiceSid, ...) or, with
-    None, removes one.
-    """
-    base = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessageStatus": status,
-        "SmsStatus": status,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_,
-        "To": to,
-        "ApiVersion": "2010-04-01",
-    }
-    if status == "delivered":
-        base["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
-    return _twilio_form(base, extra)
+def run_queued_jobs() -> None:
+    """Run every job queued now, in this process (the scheduled ones stay scheduled)."""
+    queues = [get_queue(name) for name in QUEUE_NAMES]
+    SimpleWorker(queues, connection=redis_connection()).work(burst=True)
 
 
 def snapshot(row) -> dict:
@@ -232,7 +111,9 @@ class FakeProvider:
 
     Every app made by the `app` fixture has one installed, so no test reaches Twilio by
     accident. Requests are recorded whether or not they succeed; `fail_next` makes the
-    next request raise the given `ProviderError`.
+    next request raise the given `ProviderError`. The carrier's view of each call and
+    message (for status fetches) is what the test puts in `call_statuses` and
+    `message_statuses`, by SID; a SID in neither is unknown to the carrier.
     """
 
     name = "fake"
@@ -244,6 +125,10 @@ class FakeProvider:
         self.fetched: list[str] = []
         self.deleted: list[str] = []
         self.recordings: dict[str, RecordingAudio] = {}
+        self.call_statuses: dict[str, CarrierStatus] = {}
+        self.message_statuses: dict[str, CarrierStatus] = {}
+        self.status_fetches: list[str] = []  # SIDs asked about, in order
+        self.recent_lookups: list[tuple[str, str]] = []  # (to, channel) asked about
         self._failures: deque[ProviderError] = deque()
 
     def fail_next(self, error: ProviderError, times: int = 1) -> None:
@@ -270,6 +155,32 @@ class FakeProvider:
         self.fetched.append(recording_url)
         self._raise_planned_failure()
         return self.recordings.get(recording_url) or RecordingAudio(silence_wav(), "audio/x-wav")
+
+    def fetch_call_status(self, sid: str) -> CarrierStatus:
+        """Return the status set for the call, or raise the planned failure or UnknownSidError."""
+        return self._status(self.call_statuses, sid)
+
+    def fetch_message_status(self, sid: str) -> CarrierStatus:
+        """Return the status set for the message (as `fetch_call_status`)."""
+        return self._status(self.message_statuses, sid)
+
+    def find_recent(self, to: str, channel: str, since) -> list[str]:
+        """Return the SIDs of what this fake accepted for `to` on `channel` (any time)."""
+        self.recent_lookups.append((to, channel))
+        self._raise_planned_failure()
+        kind = CallRequest if channel == "call" else SmsRequest
+        return [
+            sent.sid
+            for request, sent in self.sent
+            if isinstance(request, kind) and request.to == to
+        ]
+
+    def _status(self, statuses: dict[str, CarrierStatus], sid: str) -> CarrierStatus:
+        self.status_fetches.append(sid)
+        self._raise_planned_failure()
+        if sid not in statuses:
+            raise UnknownSidError("unknown to the fake carrier", detail=f"HTTP 404 for {sid}")
+        return statuses[sid]
 
     def _accept(self, request, sid: str, status: str) -> Sent:
         self._raise_planned_failure()

@@ -13,6 +13,8 @@ from alerts.cascade import (
     next_step,
 )
 from alerts.delivery.schedule import OPEN
+from alerts.errors import AlertError
+from alerts.lifecycle import close_alert
 from alerts.models import (
     Acknowledgement,
     Alert,
@@ -41,8 +43,6 @@ def after_status_change(change) -> None:
 
 def after_delivery(alert_id: int, person_id: int) -> None:
     """Close the alert if this member's cascade is over and so is everyone else's."""
-    from alerts.lifecycle import AlertError  # noqa: PLC0415 (lifecycle imports planning)
-
     now = utcnow()
     try:
         # The member's few rows first: the alert-wide query runs only when theirs is over.
@@ -68,8 +68,6 @@ def _member_over(alert_id: int, person_id: int, now: datetime) -> bool:
 
 def close_if_over(alert_id: int, now: datetime) -> CloseReason | None:
     """Close a delivering alert with nothing left open; return why, None when not closed."""
-    from alerts.lifecycle import close_alert  # noqa: PLC0415 (lifecycle imports planning)
-
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.state != AlertState.DELIVERING:
         return None

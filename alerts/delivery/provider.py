@@ -1,4 +1,4 @@
-"""The phone provider interface: place a call, send an SMS, fetch a recording.
+"""The phone provider interface: place a call, send an SMS, fetch a recording or a status.
 
 Two implementations: Twilio (`alerts.delivery.twilio_provider`) and the local carrier
 simulator (`simulator.adapters.provider`), each registered by name by `create_app`, the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from flask import Flask, current_app
@@ -47,6 +48,26 @@ class Sent:
 
     sid: str  # the carrier's id: status callbacks are keyed by it
     status: str  # the carrier's status word ("queued", "accepted", ...)
+
+
+@dataclass(frozen=True)
+class CarrierStatus:
+    """Where the carrier says a call or a message stands, in its own words.
+
+    The fields a status callback carries, with the same meaning (`alerts.delivery.status`
+    parses both the same way): `status` is Twilio's status word ("in-progress",
+    "delivered", ...); `answered_by` and `duration_seconds` concern calls; `error_code`
+    and `error_message` mostly messages; `price` is the carrier's text ("-0.00750": what
+    we pay, negative), with `price_unit` its currency.
+    """
+
+    status: str
+    answered_by: str | None = None
+    duration_seconds: int | None = None
+    price: str | None = None
+    price_unit: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +142,10 @@ class ProviderConfigurationError(ProviderError):
     """The credentials or the sender are wrong: nothing will work until an operator fixes it."""
 
 
+class UnknownSidError(ProviderError):
+    """The carrier knows no call or message by this SID (HTTP 404 on a fetch)."""
+
+
 class PhoneProvider(Protocol):
     """What the system needs from a carrier."""
 
@@ -140,6 +165,22 @@ class PhoneProvider(Protocol):
 
     def delete_recording(self, recording_sid: str) -> None:
         """Delete the carrier's copy of a recording (one already gone counts as deleted)."""
+        ...
+
+    def fetch_call_status(self, sid: str) -> CarrierStatus:
+        """Ask the carrier where a call stands; `UnknownSidError` when it knows no such call."""
+        ...
+
+    def fetch_message_status(self, sid: str) -> CarrierStatus:
+        """Ask the carrier where a message stands; `UnknownSidError` when it knows none."""
+        ...
+
+    def find_recent(self, to: str, channel: str, since: datetime) -> list[str]:
+        """Return the SIDs of the calls or SMS (`channel`) sent to `to` since `since`, oldest first.
+
+        How the reconciler learns whether a step claimed by a dead worker reached the
+        carrier; `ProviderError` when the carrier cannot be asked.
+        """
         ...
 
 

@@ -4,35 +4,35 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
 from datetime import datetime
 
-import redis
 from flask import Flask
-from rq import Queue
 from rq.job import Job
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 
-from alerts.delivery import handover
 from alerts.delivery.closing import close_if_over
+from alerts.delivery.pending import enqueue_other_work
+from alerts.delivery.polling import poll_stale_statuses
 from alerts.delivery.provider import (
     ProviderError,
     get_provider,
 )
+from alerts.delivery.recovery import (  # noqa: F401 (held_deliveries: imported from here)
+    fail_interrupted,
+    held_deliveries,
+    held_work,
+)
 from alerts.delivery.schedule import (
-    BATCH_JOB_PREFIX,
-    DELIVERY_JOB_ID,
-    INTERRUPTED_AFTER,
-    INTERRUPTED_MESSAGE,
     OPEN,
     RECONCILE_LOCK_KEY,
-    RECONCILE_PERIOD_SECONDS,
     SCHEDULE_HORIZON,
     next_slot,
     reconcile_job,
+    reconcile_period,
     step_job_id,
+    this_slot,
 )
+from alerts.errors import AlertError
 from alerts.models import (
     Alert,
     AlertState,
@@ -41,10 +41,13 @@ from alerts.models import (
     Urgency,
     utcnow,
 )
-from alerts.notices import LIVE_STATES, expire_now
+from alerts.notices import (
+    LIVE_STATES,
+    expire_now,
+)
+from alerts.recordings import start_purging
 from core.extensions import db, redis_connection
 from core.queue import (
-    QUEUE_NAMES,
     PendingJob,
     enqueue_jobs,
 )
@@ -55,33 +58,44 @@ log = logging.getLogger(__name__)
 def reconcile() -> int:
     """Put back on a queue every due step no queue holds; return how many were enqueued.
 
-    Also: schedules the steps coming due within `SCHEDULE_HORIZON`, fails claims
-    abandoned by a killed worker, closes expired alerts and alerts whose cascades are
-    all over. Runs every minute; one at a time (a Redis lock).
+    Also: schedules the steps coming due within `SCHEDULE_HORIZON`, settles claims
+    abandoned by a killed worker (asking the carrier about those in doubt), closes expired
+    alerts and alerts whose cascades are all over, and puts back whatever other work the
+    database knows and no queue holds (`pending.enqueue_other_work`). Runs every period
+    (`reconcile_period`, a minute); one at a time (a Redis lock).
     """
     connection = redis_connection()
     now = utcnow()
     token = secrets.token_hex(8)
-    if not connection.set(RECONCILE_LOCK_KEY, token, nx=True, ex=RECONCILE_PERIOD_SECONDS - 5):
+    lock_seconds = max(1, reconcile_period() - 5)
+    if not connection.set(RECONCILE_LOCK_KEY, token, nx=True, ex=lock_seconds):
         log.info("reconcile skipped: another one is running")
         return 0
     try:
         expired = _expire_overdue(now)
-        held = held_deliveries(connection)
-        interrupted = _fail_interrupted(now, held)
+        work = held_work(connection)
+        held = work.deliveries
+        interrupted = fail_interrupted(now, held, work.orphaned)
         enqueued = _enqueue_due(now, held)
+        other = enqueue_other_work(now, work)
+        polled = poll_stale_statuses(now)
         closed = _close_finished(now)
+        redis_connection().set("plp:reconcile:last", utcnow().isoformat())  # for /healthz
     finally:
         if connection.get(RECONCILE_LOCK_KEY) == token.encode():
             connection.delete(RECONCILE_LOCK_KEY)
         enqueue_jobs([reconcile_job(next_slot(now))])
     log.info(
-        "reconciled enqueued=%d interrupted=%d expired=%d closed=%d held=%d",
+        "reconciled enqueued=%d other=%d interrupted=%d orphaned=%d expired=%d closed=%d held=%d"
+        " polled=%d",
         enqueued,
+        other,
         interrupted,
+        len(work.orphaned),
         expired,
         closed,
         len(held),
+        polled,
     )
     return enqueued
 
@@ -99,42 +113,27 @@ def prepare_worker(app: Flask) -> None:
         # Jobs report it per delivery (FAILED, audit event); the worker still starts.
         log.error("phone provider unavailable at worker start: %s", err)
     start_reconciler()
-    from alerts.recordings import start_purging  # noqa: PLC0415 (recordings imports jobs)
-
     start_purging()
 
 
-def start_reconciler() -> None:
-    """Run the reconciler now and keep it running every minute (the worker calls this)."""
-    now = utcnow()
-    this_minute = int(now.timestamp()) // RECONCILE_PERIOD_SECONDS
-    enqueue_jobs([reconcile_job(this_minute, at_once=True), reconcile_job(this_minute + 1)])
+def start_reconciler() -> int:
+    """Run the reconciler now unless this period's run is known, and schedule the next one.
+
+    Cheap (two EXISTS when both are known): every worker calls it at start and every few
+    seconds of its loop (`keep_reconciler_scheduled`), so a Redis that lost the chain
+    (FLUSHALL, a restart without its data) has it back within seconds. Returns how many
+    reconciler jobs it enqueued.
+    """
+    slot = this_slot(utcnow())
+    return enqueue_jobs([reconcile_job(slot, at_once=True), reconcile_job(slot + 1)])
 
 
-def held_deliveries(connection: redis.Redis | None = None) -> set[int]:
-    """Return the ids of deliveries that a queue, RQ's schedule or a live worker holds."""
-    connection = connection or redis_connection()
-    held: set[int] = set()
-    for name in QUEUE_NAMES:
-        queue = Queue(name, connection=connection)
-        job_ids: Iterable[str] = [
-            *queue.get_job_ids(),
-            *ScheduledJobRegistry(queue=queue).get_job_ids(cleanup=False),
-            # cleanup: a job whose worker stopped sending heartbeats (killed) is moved to
-            # the failed registry first, so its delivery counts as held by no one.
-            *StartedJobRegistry(queue=queue).get_job_ids(cleanup=True),
-        ]
-        batches = []
-        for job_id in job_ids:
-            match = DELIVERY_JOB_ID.match(job_id)
-            if match:
-                held.add(int(match[1]))
-            elif job_id.startswith(BATCH_JOB_PREFIX):
-                batches.append(job_id)
-        for job in Job.fetch_many(batches, connection=connection):
-            if job is not None and job.args:
-                held.update(job.args[0])
-    return held
+def keep_reconciler_scheduled(_app: Flask) -> None:
+    """Re-create the reconciler's chain if Redis lost it (a worker's loop calls this)."""
+    this_run = reconcile_job(this_slot(utcnow()), at_once=True).job_id
+    lost = not redis_connection().exists(Job.key_for(this_run))
+    if start_reconciler() and lost:
+        log.warning("reconciler chain was missing in Redis: re-created job_id=%s", this_run)
 
 
 def _expire_overdue(now: datetime) -> int:
@@ -142,90 +141,6 @@ def _expire_overdue(now: datetime) -> int:
         select(Alert).where(Alert.state.in_(LIVE_STATES), Alert.expires_at <= now)
     ).all()
     return sum(1 for alert in alerts if expire_now(alert, now))
-
-
-def _fail_interrupted(now: datetime, held: set[int]) -> int:
-    abandoned = [
-        delivery_id
-        for delivery_id in db.session.scalars(
-            select(Delivery.id).where(
-                Delivery.status == DeliveryStatus.QUEUED,
-                Delivery.provider_sid.is_(None),
-                Delivery.updated_at < now - INTERRUPTED_AFTER,
-            )
-        )
-        if delivery_id not in held
-    ]
-    if not abandoned:
-        return 0
-    abandoned = _recover_handovers(abandoned, now)
-    if not abandoned:
-        return 0
-    failed = db.session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id.in_(abandoned),
-            Delivery.status == DeliveryStatus.QUEUED,
-            Delivery.provider_sid.is_(None),
-        )
-        .values(
-            status=DeliveryStatus.FAILED,
-            error_code="interrupted",
-            error_message=INTERRUPTED_MESSAGE,
-            finished_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    handover.forget(abandoned)
-    log.warning(
-        "claimed steps abandoned: marked failed, not sent again count=%d ids=%s",
-        failed,
-        abandoned[:20],
-    )
-    return failed
-
-
-def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
-    """Settle what a batch's record says of abandoned claims; return those still in doubt.
-
-    Claimed but never handed to the carrier: planned again (enqueued by this reconcile
-    run). Handed over with a SID the batch did not save: the SID is saved. "sending", or
-    nothing known (a single step's claim, or Redis lost the record): in doubt.
-    """
-    states = handover.states(abandoned)
-    table = Delivery.__table__
-    doubt, replan, sids = [], [], []
-    for delivery_id, state in zip(abandoned, states, strict=True):
-        if state == handover.CLAIMED:
-            replan.append(delivery_id)
-        elif state not in (None, handover.SENDING):
-            sids.append({"b_id": delivery_id, "b_sid": state, "b_at": now})
-        else:
-            doubt.append(delivery_id)
-    if replan:
-        db.session.execute(
-            update(table)
-            .where(
-                table.c.id.in_(replan),
-                table.c.status == DeliveryStatus.QUEUED,
-                table.c.provider_sid.is_(None),
-            )
-            .values(status=DeliveryStatus.PLANNED, updated_at=now)
-        )
-    if sids:
-        handover.write_sids(sids)
-    db.session.commit()
-    settled = [*replan, *(row["b_id"] for row in sids)]
-    if settled:
-        handover.forget(settled)
-        log.warning(
-            "abandoned batch claims recovered planned_again=%d sids_saved=%d",
-            len(replan),
-            len(sids),
-        )
-    return doubt
 
 
 def _enqueue_due(now: datetime, held: set[int]) -> int:
@@ -266,8 +181,6 @@ def _enqueue_due(now: datetime, held: set[int]) -> int:
 
 
 def _close_finished(now: datetime) -> int:
-    from alerts.lifecycle import AlertError  # noqa: PLC0415 (lifecycle imports planning)
-
     open_delivery = exists().where(Delivery.alert_id == Alert.id, Delivery.status.in_(OPEN))
     alert_ids = db.session.scalars(
         select(Alert.id).where(Alert.state == AlertState.DELIVERING, ~open_delivery)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # Steps due within this are put on a queue (or RQ's schedule); later ones wait for the
 # reconciler. More than one reconciler period, so each step is scheduled ahead of its time.
 SCHEDULE_HORIZON = timedelta(minutes=2)
-RECONCILE_PERIOD_SECONDS = 60
+RECONCILE_PERIOD_SECONDS = 60  # the default of `reconcile_period()`
 RECONCILE_QUEUE = "urgent"  # and at the front: a busy fan-out must not delay the schedule
 RECONCILE_LOCK_KEY = "plp:reconcile:lock"
 # A claim older than this without a SID: the worker died between claim and carrier.
@@ -114,16 +114,32 @@ def keep_reconciling(now: datetime) -> None:
     add_after_commit(reconcile_job(next_slot(now)))
 
 
+def reconcile_period() -> int:
+    """Return the reconciler's period in seconds (tests shrink it: `RECONCILE_PERIOD_SECONDS`)."""
+    return int(current_app.config.get("RECONCILE_PERIOD_SECONDS", RECONCILE_PERIOD_SECONDS))
+
+
+def interrupted_after() -> timedelta:
+    """Return how old an unheld claim must be to count as abandoned (tests shrink it)."""
+    seconds = current_app.config.get("INTERRUPTED_AFTER_SECONDS")
+    return INTERRUPTED_AFTER if seconds is None else timedelta(seconds=float(seconds))
+
+
+def this_slot(now: datetime) -> int:
+    """Return the reconciler's slot (one period) that `now` falls in."""
+    return int(now.timestamp()) // reconcile_period()
+
+
 def next_slot(now: datetime) -> int:
-    """Return the reconciler's next one-minute slot after `now`."""
-    return int(now.timestamp()) // RECONCILE_PERIOD_SECONDS + 1
+    """Return the reconciler's next slot after `now`."""
+    return this_slot(now) + 1
 
 
 def reconcile_job(slot: int, *, at_once: bool = False) -> PendingJob:
-    """Return the reconciler's job for one minute `slot` (now when `at_once`)."""
-    # One id per minute: whoever schedules a minute first wins, so chains started by two
+    """Return the reconciler's job for one `slot` (now when `at_once`)."""
+    # One id per slot: whoever schedules a slot first wins, so chains started by two
     # workers merge into one instead of running twice as often.
-    at = None if at_once else datetime.fromtimestamp(slot * RECONCILE_PERIOD_SECONDS, UTC)
+    at = None if at_once else datetime.fromtimestamp(slot * reconcile_period(), UTC)
     return PendingJob(
         RECONCILE_QUEUE,
         "alerts.jobs.reconcile",

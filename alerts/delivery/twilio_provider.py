@@ -14,16 +14,18 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from alerts.delivery.provider import (
     CallRequest,
+    CarrierStatus,
     InvalidNumberError,
     OptedOutError,
     ProviderConfigurationError,
@@ -36,6 +38,7 @@ from alerts.delivery.provider import (
     SmsNotSupportedError,
     SmsRequest,
     UndeliverableError,
+    UnknownSidError,
 )
 from core.settings import Settings
 
@@ -55,6 +58,9 @@ GENERIC_MESSAGE = "The phone carrier refused the request (Twilio error {code})."
 UNAVAILABLE_MESSAGE = "The phone carrier cannot be reached right now; it will be tried again."
 RATE_LIMITED_MESSAGE = "The phone carrier asks us to slow down; it will be tried again."
 RECORDING_MISSING_MESSAGE = "The recording is not available at the carrier."
+UNKNOWN_SID_MESSAGE = "The phone carrier does not know this call or message."
+# One page of a number's latest calls or SMS (newest first): those since a claim fit in it.
+RECENT_PAGE_SIZE = 20
 # What a request to Twilio can raise besides a bug: its refusals and network failures.
 CARRIER_ERRORS = (TwilioRestException, TwilioServiceException, requests.RequestException)
 
@@ -352,6 +358,67 @@ class TwilioProvider:
             raise self._refused("recording deletion", None, err, sid=recording_sid) from err
         log.info("twilio recording deleted sid=%s", recording_sid)
 
+    def fetch_call_status(self, sid: str) -> CarrierStatus:
+        """Fetch a call (GET .../Calls/{Sid}.json); `UnknownSidError` when Twilio has none."""
+        call = self._fetch("call", sid, lambda: self.client.calls(sid).fetch())
+        return CarrierStatus(
+            status=call.status,
+            answered_by=call.answered_by,
+            duration_seconds=_seconds(call.duration),
+            price=call.price,
+            price_unit=call.price_unit,
+        )
+
+    def fetch_message_status(self, sid: str) -> CarrierStatus:
+        """Fetch a message (GET .../Messages/{Sid}.json); `UnknownSidError` when Twilio has none."""
+        message = self._fetch("message", sid, lambda: self.client.messages(sid).fetch())
+        return CarrierStatus(
+            status=message.status,
+            price=message.price,
+            price_unit=message.price_unit,
+            error_code=str(message.error_code) if message.error_code is not None else None,
+            error_message=message.error_message,
+        )
+
+    def find_recent(self, to: str, channel: str, since: datetime) -> list[str]:
+        """Return the SIDs of the calls or SMS (`channel`) the API sent `to` since `since`.
+
+        One page of `GET .../Calls.json?To=` (or Messages), kept by `date_created`, oldest
+        first. Not filtered by `StartTime>`/`DateSent>`: a call still in Twilio's queue has
+        no start time, an SMS not yet sent no date sent, and those are the very steps a
+        killed worker leaves in doubt (a fan-out queues at Twilio); missed, they go twice.
+        """
+        kind = "call" if channel == "call" else "sms"
+        collection = self.client.calls if kind == "call" else self.client.messages
+        try:
+            page = list(collection.page(to=to, page_size=RECENT_PAGE_SIZE))
+        except CARRIER_ERRORS as err:
+            raise self._refused(f"{kind} list", to, err) from err
+        except TwilioException as err:  # a refused page: the library keeps only the answer
+            raise self._refused(f"{kind} list", to, _page_refusal(err)) from err
+        since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        found = sorted(
+            (record.date_created or since, record.sid)  # undated: kept, never sent twice
+            for record in page  # the API's own: not a <Dial> leg, a reply, an inbound SMS
+            if record.direction == "outbound-api" and (record.date_created or since) >= since
+        )
+        log.info("twilio %s listed to=%s found=%d", kind, last_digits(to), len(found))
+        return [sid for _created, sid in found]
+
+    def _fetch(self, what: str, sid: str, fetch):
+        try:
+            resource = fetch()
+        except TwilioRestException as err:
+            if err.status == 404:
+                raise UnknownSidError(
+                    UNKNOWN_SID_MESSAGE, code=_code_text(err.code), detail=f"HTTP 404 for {sid}"
+                ) from err
+            raise self._refused(f"{what} fetch", None, err, sid=sid) from err
+        except CARRIER_ERRORS as err:
+            raise self._refused(f"{what} fetch", None, err, sid=sid) from err
+        log.info("twilio %s fetched sid=%s status=%s", what, sid, resource.status)
+        return resource
+
     def _recording_media_url(self, recording_url: str, audio_format: str) -> str:
         # The account's credentials go only to Twilio (or to the configured API base).
         allowed = (TWILIO_API_BASE + "/", self.settings.twilio_api_base + "/")
@@ -389,6 +456,25 @@ class TwilioProvider:
             error.detail,
         )
         return error
+
+
+def _page_refusal(err: TwilioException) -> TwilioRestException:
+    """Return a refused list page's answer as the REST error the library raises elsewhere."""
+    response = err.args[1] if len(err.args) > 1 else None
+    body = _body_json(response) if isinstance(response, Response) else {}
+    status = response.status_code if isinstance(response, Response) else 500
+    code = body.get("code") if isinstance(body.get("code"), int) else status
+    return TwilioRestException(status, "", msg=body.get("message") or str(err), code=code)
+
+
+def _seconds(value: str | None) -> int | None:
+    """Return a duration Twilio gives as text ("4"), None when absent or not a number."""
+    return int(value) if value and value.isascii() and value.isdigit() else None
+
+
+def _code_text(code: int | str | None) -> str | None:
+    number = _code_number(code)
+    return str(number) if number is not None else None
 
 
 def _body_json(response: requests.Response) -> dict:

@@ -8,6 +8,7 @@ the header is a `PermanentMailError` before any relay is asked.
 from __future__ import annotations
 
 from email import errors as email_errors
+from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -88,7 +89,10 @@ def alert_email(alert: Alert, person: Person, confirm_url: str) -> EmailMessage:
         "footer": text("email.footer", language, plp=plp),
     }
 
-    message = EmailMessage()
+    # Headers are never folded: the email package's folding drops the quotes of a long
+    # display name with commas ("Dupont, Jean, ..." <x@y> would reach "Dupont" and "Jean")
+    # and a space next to an encoded word. RFC 5322 allows 998 characters a line.
+    message = EmailMessage(policy=_POLICY)
     # One line: a name with a line break (a pasted roster cell) must not make the header
     # invalid, which the email package rightly refuses.
     message["Subject"] = _one_line(words["subject"])
@@ -107,6 +111,9 @@ def alert_email(alert: Alert, person: Person, confirm_url: str) -> EmailMessage:
     # its first part.
     message["Content-Language"] = language
     return message
+
+
+_POLICY = email_policy.default.clone(max_line_length=998)
 
 
 def _plain_text(words: dict[str, str]) -> str:

@@ -17,9 +17,10 @@ from flask.cli import AppGroup, with_appcontext
 from alerts.people import directory
 from alerts.people.demo import DemoError, load_demo
 from alerts.people.directory import DirectoryError
+from alerts.people.enrolment import import_roster
 from alerts.people.phones import format_international
 from alerts.people.pins import generate_pin
-from alerts.people.roster import RosterError, check_rows, import_roster, split_roster
+from alerts.people.roster import RosterError, check_roster, seekable
 from core.cli import cli_transaction
 from core.extensions import db
 
@@ -70,24 +71,39 @@ def roster_import(plp_code, csv_file, dry_run, remove_missing, verbose) -> None:
     """Import members of PLP from a sign-up sheet (CSV); all rows or none."""
     with _transaction():
         plp = directory.get_partnership(plp_code)
-    try:
-        sheet = split_roster(csv_file.read())
-        with _progress(len(sheet.rows), "Checking rows") as bar:
-            entries = check_rows(sheet, tick=bar.update)
-    except RosterError as err:
-        for problem in err.problems:
-            click.echo(str(problem), err=True)
-        raise click.ClickException(
-            f"{csv_file.name}: {len(err.problems)} problem(s); nothing was imported"
-        ) from None
-    with _transaction(), _progress(len(entries), "Importing") as bar:
+    # The check reads the file twice (its encoding, then its rows): stdin is copied first.
+    with seekable(csv_file) as stream:
+        try:
+            with _progress(_size(stream), "Checking rows") as bar:
+                roster = check_roster(stream, tick=bar.update)
+        except RosterError as err:
+            for problem in err.problems:
+                click.echo(str(problem), err=True)
+            if err.not_listed:
+                click.echo(f"... and {err.not_listed} more", err=True)
+            raise click.ClickException(
+                f"{csv_file.name}: {err.total} problem(s); nothing was imported"
+            ) from None
+    with roster, _transaction(), _progress(roster.rows, "Importing") as bar:
         report = import_roster(
-            plp, entries, remove_missing=remove_missing, dry_run=dry_run, tick=bar.update
+            plp,
+            roster.entries(),
+            remove_missing=remove_missing,
+            dry_run=dry_run,
+            tick=bar.update,
         )
         if dry_run:
             db.session.rollback()
     for line in report.lines(detail=verbose or dry_run):
         click.echo(line)
+
+
+def _size(stream) -> int:
+    """Return the bytes from the stream's position to its end (the check's progress)."""
+    here = stream.tell()
+    end = stream.seek(0, 2)
+    stream.seek(here)
+    return end - here
 
 
 def _progress(length: int, label: str):

@@ -22,9 +22,10 @@ from alerts.people.directory import (
     register_officer,
     set_pin,
 )
+from alerts.people.enrolment import import_roster
 from alerts.people.phones import format_international
 from alerts.people.pins import verify_pin
-from alerts.people.roster import import_roster, read_roster
+from alerts.people.roster import read_roster
 from core.extensions import db
 
 ZONE_CODE, ZONE_NAME = "ZPDEMO", "Zone de police Démo"

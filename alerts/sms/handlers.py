@@ -340,12 +340,20 @@ def _latest_awaiting_decision(person: Person, now: datetime) -> Alert | None:
 
 
 def handle_status(context: Context, ref: str | None) -> Reply:
-    """Give an officer or a coordinator the counts of the alert `ref`, in one segment."""
-    alert, person = _named_alert(context, ref, cmd.Verb.STATUS), context.person
+    """Give an officer or a coordinator the counts of the alert `ref`, in one segment.
+
+    Nobody learns from the answer whether a reference exists: a member (or a stranger)
+    is refused whatever they name, and an alert the sender may not follow is answered as
+    an unknown one.
+    """
+    person = context.person
+    if person is None or not _follows_alerts(person):
+        return context.refuse("not_allowed", "sms.cmd.not_allowed")
+    alert = _named_alert(context, ref, cmd.Verb.STATUS)
     if isinstance(alert, Reply):
         return alert
     if not may_manage(person, alert):
-        return context.refuse("not_allowed", "sms.cmd.not_allowed")
+        return context.refuse("unknown_ref", "sms.cmd.unknown_ref", ref=ref)
     counts = alert_counts(alert.id)
     body = context.say(
         "sms.cmd.status",
@@ -358,6 +366,21 @@ def handle_status(context: Context, ref: str | None) -> Reply:
         members=counts.members,
     )
     return Reply(fit(body, 1), "ok")
+
+
+def _follows_alerts(person) -> bool:
+    """Tell whether `person` may follow some alerts: an active officer, a coordinator, steering."""
+    officer = person.officer
+    if officer is not None and officer.active:
+        return True
+    return (
+        db.session.scalar(
+            select(Membership.id)
+            .where(Membership.person_id == person.id, Membership.role.in_(DECIDER_ROLES))
+            .limit(1)
+        )
+        is not None
+    )
 
 
 # --- STOP / START -------------------------------------------------------------------------

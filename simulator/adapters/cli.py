@@ -5,7 +5,12 @@ the web and worker processes queue in Redis (SIMULATOR_MODE "queue") and carries
 on a bounded pool of threads, reaching the app over HTTP at PUBLIC_BASE_URL, as Twilio
 does. SIGTERM or SIGINT stops it cleanly: it takes no more requests, lives end at their
 next wait (a request still waiting for the carrier's rate limit goes back to the queue),
-and it exits 0.
+it prints "carrier stopped" and exits 0.
+
+A Redis outage does not stop it (under `make run` honcho would stop the web server and
+the worker with it): it warns once, retries with a capped backoff (`simulator.outage`)
+and carries on when Redis is back; see `simulator.network.Network` for the lives it
+was carrying.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from flask.cli import AppGroup
 
 from simulator import carrier, config, store
 from simulator.behaviour import KINDS, Behaviour
+from simulator.clock import CarrierStopped
 from simulator.network import DEFAULT_WORKERS, WEBHOOK_TIMEOUT_SECONDS, Network
+from simulator.outage import Outage
 from simulator.transport import HttpTransport
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,7 @@ def run_carrier(
         zero_latency=config.zero_latency(app) if zero_latency is None else zero_latency,
         workers=workers,
         requeue_on_stop=True,
+        outage=Outage(),
     )
     taken = 0
     log.info("simulator carrier running workers=%d zero_latency=%s", workers, network.zero_latency)
@@ -59,11 +67,14 @@ def run_carrier(
         while not stop.is_set():
             if not network.wait_for_capacity(POLL_SECONDS):
                 continue
-            request = store.pop_request(POLL_SECONDS)
+            try:
+                request = network.outage.wait_out(lambda: store.pop_request(POLL_SECONDS), stop)
+            except CarrierStopped:
+                break
             if request is None:
                 continue
             if stop.is_set():  # taken just as the stop came: leave it for the next run
-                store.requeue_request(request)
+                network.requeue(request)
                 break
             network.submit(request)
             taken += 1
@@ -72,7 +83,7 @@ def run_carrier(
         if not network.wait_idle(GRACE_SECONDS):
             log.warning("simulator carrier: lives still running at exit")
         network.close(wait=False)
-    log.info("simulator carrier stopped requests=%d", taken)
+    log.debug("simulator carrier stopped requests=%d", taken)
     return taken
 
 
@@ -82,7 +93,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     stop = threading.Event()
 
     def request_stop(signum, _frame):
-        log.info("simulator carrier stopping signal=%s", signal.Signals(signum).name)
+        log.debug("simulator carrier stopping signal=%s", signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -120,6 +131,7 @@ def run_command(workers: int, latency: str | None) -> None:
             f"{app.extensions['settings'].public_base_url}; Ctrl-C stops"
         )
         run_carrier(app, stop, workers=workers, zero_latency=zero)
+    click.echo("carrier stopped")
 
 
 @simulator_cli.command("behaviour")

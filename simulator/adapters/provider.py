@@ -5,7 +5,9 @@ once (21211), an SMS to a landline (21614) or to a number that replied STOP (216
 too, with the same domain errors and messages as the Twilio provider (`error_for`).
 Anything accepted gets a Twilio-shaped SID and status "queued", and its life is handed
 to the simulated network (`simulator.carrier`), which reports back through the app's
-real status webhooks.
+real status webhooks. Asked where a call or message stands, it answers from the store,
+which the network updates before each callback (so a callback lost on the way does not
+lose the status).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -20,12 +23,19 @@ from flask import Flask
 
 from alerts.delivery.provider import (
     CallRequest,
+    CarrierStatus,
     ProviderError,
     RecordingAudio,
     Sent,
     SmsRequest,
+    UnknownSidError,
 )
-from alerts.delivery.twilio_provider import RECORDING_MISSING_MESSAGE, error_for, last_digits
+from alerts.delivery.twilio_provider import (
+    RECORDING_MISSING_MESSAGE,
+    UNKNOWN_SID_MESSAGE,
+    error_for,
+    last_digits,
+)
 from simulator import carrier, config, store
 from simulator.calls import new_sid
 from simulator.network import Network
@@ -148,6 +158,41 @@ class SimulatorProvider:
             )
         (config.recordings_dir(self.app) / f"{recording_sid}.wav").unlink(missing_ok=True)
         log.info("simulator recording deleted sid=%s", recording_sid)
+
+    def find_recent(self, to: str, channel: str, since: datetime) -> list[str]:
+        """Return the SIDs of the calls or SMS the app sent `to` since `since`, from the store."""
+        info = store.snapshot()["numbers"].get(to, {"calls": [], "messages": []})
+        if channel == "call":
+            found = [
+                (c["started_at"], c["sid"])
+                for c in info["calls"]
+                if c.get("direction") == "outbound-api" and c.get("started_at")
+            ]
+        else:  # the app's own API messages, not its TwiML replies ("by": "app")
+            found = [
+                (m["at"], m["sid"])
+                for m in info["messages"]
+                if m.get("direction") == "outbound" and "by" not in m and m.get("at")
+            ]
+        return [sid for at, sid in sorted(found) if datetime.fromisoformat(at) >= since]
+
+    def fetch_call_status(self, sid: str) -> CarrierStatus:
+        """Return the call's status as the store has it; `UnknownSidError` for an unknown SID."""
+        call = store.get_call(sid)
+        if call is None:
+            raise UnknownSidError(UNKNOWN_SID_MESSAGE, detail=f"no simulated call {sid}")
+        return CarrierStatus(
+            status=call["status"],
+            answered_by=call.get("answered_by"),
+            duration_seconds=call.get("duration"),
+        )
+
+    def fetch_message_status(self, sid: str) -> CarrierStatus:
+        """Return the message's status as the store has it; `UnknownSidError` if unknown."""
+        message = store.get_message(sid)
+        if message is None:
+            raise UnknownSidError(UNKNOWN_SID_MESSAGE, detail=f"no simulated message {sid}")
+        return CarrierStatus(status=message["status"], error_code=message.get("error_code"))
 
     def _refused(self, what: str, to: str, code: int) -> ProviderError:
         error = error_for(code, 400)

@@ -1,14 +1,18 @@
 """The dev phone page at /simulator: watch every simulated phone, and act as any of them.
 
-Registered by `create_app` only when `PHONE_PROVIDER=simulator`: with Twilio, /simulator
-does not exist. There is no login (a development and demo tool), so every action must
-come from the page itself: a POST whose Origin (or Referer) is not this site is refused,
-and actions take JSON, which a cross-site HTML form cannot send.
+Registered by `create_app` only when the provider is the simulator: with Twilio,
+/simulator does not exist. There is no login (a development and demo tool; the page
+lists every roster phone and acts as any of them), so it answers only on this machine:
+every route refuses a client that is not on loopback, and a Host header that is not a
+loopback name (DNS rebinding: a foreign site whose name now points at 127.0.0.1). Every
+action must come from the page itself: a POST whose Origin (or Referer) is not this
+loopback site is refused, and actions take JSON, which a cross-site HTML form cannot send.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import re
 from urllib.parse import urlsplit
@@ -57,6 +61,8 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 _DIGITS = re.compile(r"[0-9*#]{1,32}")
 _RECORDING_FILE = re.compile(r"(RE[0-9a-f]{32})(\.wav)?")
+# The Host header: a name or address, then an optional port.
+_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(:[0-9]{1,5})?")
 
 
 class Refused(Exception):  # noqa: N818 (reads as what happened: the action was refused)
@@ -74,14 +80,25 @@ def _refused(error: Refused):
 
 
 @bp.before_request
-def _refuse_cross_origin():
-    """Refuse an action unless the browser says it comes from this site."""
+def _refuse_unless_local():
+    """Refuse a client off this machine, a foreign Host and, on actions, a foreign Origin."""
+    if not _is_loopback_address(request.remote_addr):
+        log.warning(
+            "simulator refused: remote client path=%s remote_addr=%r",
+            request.path,
+            request.remote_addr,
+        )
+        raise Refused(403, "The simulator page answers only on this machine (loopback).")
+    if not _is_loopback_host(request.host):
+        log.warning("simulator refused: foreign host path=%s host=%r", request.path, request.host)
+        raise Refused(403, "The simulator page answers only at localhost, 127.0.0.1 or [::1].")
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     source = request.headers.get("Origin") or request.headers.get("Referer")
-    if not source or _origin(source) not in _own_origins():
+    # The Host was checked above, so this site's own origin is a loopback one.
+    if not source or _origin(source) != _origin(request.host_url):
         log.warning(
-            "simulator action refused: cross-origin path=%s origin=%s", request.path, source
+            "simulator action refused: cross-origin path=%s origin=%r", request.path, source
         )
         raise Refused(
             403,
@@ -327,7 +344,26 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _own_origins() -> set[str]:
-    # The host the browser used, and the public URL (a tunnel or proxy in front of it).
-    settings = current_app.extensions["settings"]
-    return {_origin(request.host_url), _origin(settings.public_base_url)}
+def _is_loopback_address(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack socket
+    return (mapped or ip).is_loopback
+
+
+def _is_loopback_host(host: str) -> bool:
+    match = _HOST.fullmatch(host)
+    if match is None:
+        return False
+    name = match.group(1).lower()
+    if name == "localhost":
+        return True
+    if name.startswith("["):
+        return name == "[::1]"
+    # Only a literal address: a name (other than localhost) is exactly what rebinding uses.
+    try:
+        return ipaddress.IPv4Address(name).is_loopback
+    except ValueError:
+        return False
