@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.models import Membership, Person
+from alerts.people.directory import add_partnership, add_zone
 from core.app import create_app
 from core.extensions import db
 
@@ -118,8 +119,6 @@ def run_phase(phase: str, rows: int, tmp: Path, database_url: str | None) -> dic
         with app.app_context():
             db.drop_all()
             db.create_all()
-            from alerts.people.directory import add_partnership, add_zone  # noqa: PLC0415
-
             add_zone("ZPBENCH", "Bench zone")
             add_partnership("BENCH", "Bench PLP", "ZPBENCH")
             add_partnership("WARMUP", "Warm-up PLP", "ZPBENCH")

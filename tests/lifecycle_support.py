@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from alerts.models import Alert, AlertTransition, AuditEvent, Delivery, Person
@@ -44,7 +45,6 @@ def audit_actions(alert: Alert) -> list[str]:
 
 def queued_job_ids(*queue_names: str) -> set[str]:
     """Return the ids of the jobs waiting in these queues (scheduled ones included)."""
-    from rq.registry import ScheduledJobRegistry  # noqa: PLC0415
 
     ids: set[str] = set()
     for name in queue_names or ("urgent", "default", "low"):

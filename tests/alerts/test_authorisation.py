@@ -12,7 +12,7 @@ from alerts.lifecycle import (
     release_alert,
     send_all_clear,
 )
-from alerts.models import AlertOrigin, AlertState
+from alerts.models import Alert, AlertOrigin, AlertState
 from alerts.raising import raise_alert, resolve_targets
 from core.extensions import db
 from tests.lifecycle_support import deliveries_of, transitions_of
@@ -51,7 +51,6 @@ def test_raise_alert_rechecks_the_officers_zone(world):
             author=world.officer1, targets=[world.a, world.c], text=MESSAGE, origin=AlertOrigin.SMS
         )
     db.session.rollback()
-    from alerts.models import Alert  # noqa: PLC0415
 
     assert db.session.query(Alert).count() == 0
 

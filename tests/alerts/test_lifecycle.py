@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from alerts import raising
@@ -33,7 +34,9 @@ from alerts.models import (
     CloseReason,
     Delivery,
     DeliveryStatus,
+    Membership,
     Partnership,
+    Zone,
     utcnow,
 )
 from alerts.notices import send_notice
@@ -307,7 +310,6 @@ def test_unknown_target_is_refused(world, code):
 
 def test_zone_without_plp_is_refused(world):
     """A zone with no PLP designates nobody: refused rather than an empty alert."""
-    from alerts.models import Zone  # noqa: PLC0415
 
     db.session.add(Zone(code="Z3", name="Zone Trois"))
     db.session.commit()
@@ -413,7 +415,6 @@ def test_automatic_release_tells_everyone(world):
 
 def test_release_with_nobody_to_reach_closes_exhausted(world):
     """An alert whose members all lack a usable channel ends at once as exhausted."""
-    from alerts.models import Membership  # noqa: PLC0415
 
     lonely = Partnership(code="PLP-L", name="Lonely", zone=world.z1, charter_json={})
     db.session.add(lonely)
@@ -618,7 +619,6 @@ def test_notice_skips_landlines_and_opted_out(world, provider):
 
 def test_notice_retries_a_carrier_outage_later(world, provider):
     """A retryable carrier error schedules the next try; a permanent one gives up."""
-    from rq.registry import ScheduledJobRegistry  # noqa: PLC0415
 
     provider.fail_next(ProviderUnavailableError("carrier down"))
     assert send_notice(world.coord_a.id, "x") == "retrying"

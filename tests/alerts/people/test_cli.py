@@ -20,6 +20,8 @@ from alerts.people.demo import COORDINATOR, OFFICER, PLP_CODE
 from alerts.people.pins import verify_pin
 from core.app import create_app
 from core.extensions import db
+from simulator import store
+from simulator.behaviour import Behaviour
 from tests.support import app_config
 
 
@@ -151,8 +153,6 @@ def test_demo_loads_a_working_partnership(runner):
 
 def test_demo_hands_the_officer_and_coordinator_phones_to_the_user(runner, redis_conn):
     """Their simulated phones wait for the user's keys; a behaviour set before is kept."""
-    from simulator import store  # noqa: PLC0415
-    from simulator.behaviour import Behaviour  # noqa: PLC0415
 
     store.set_behaviour(OFFICER[1], Behaviour("busy"))
     result = runner.invoke(args=["demo"])

@@ -17,6 +17,7 @@ import redis as redis_lib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 
 from alerts.models import (
     AckChannel,
@@ -37,6 +38,7 @@ from alerts.sms.message import MAX_SEGMENTS, fit
 from alerts.sms.segments import is_gsm7, sms_length
 from alerts.tracking import alert_counts
 from core.extensions import db
+from core.webhooks import signing_token
 from prompts import CATALOG, LANGUAGES, text
 from tests.lifecycle_support import queued_job_ids
 from tests.twilio_payloads import message_sid, signed_post, sms_form
@@ -765,9 +767,6 @@ def test_no_text_is_a_server_error(client, world, redis_conn, sender, body):
 )
 def test_no_raw_body_is_a_server_error(client, world, raw, content_type):
     """A body that is not a form (signed as an empty form) is never a 5xx."""
-    from twilio.request_validator import RequestValidator  # noqa: PLC0415
-
-    from core.webhooks import signing_token  # noqa: PLC0415
 
     settings_ = client.application.extensions["settings"]
     url = settings_.public_base_url + "/sms/incoming"
