@@ -40,8 +40,9 @@ NUMBER_MESSAGES_KEY = PREFIX + "number:{number}:messages"  # list of message SID
 MAX_CALLS_PER_NUMBER = 50  # what the dev page shows; older ones drop out of the index
 MAX_MESSAGES_PER_NUMBER = 200
 KEYS_TTL_SECONDS = 3600  # digits pressed for a call that never gathers them
-# The Redis client's socket timeout is 10 s: a blocking pop waits in shorter steps.
-_BLOCK_STEP_SECONDS = 5.0
+# A blocking pop waits in steps shorter than any client's socket timeout (the app lends
+# one of 3 s): a longer BLPOP would read as a dead Redis and cut the call off.
+_BLOCK_STEP_SECONDS = 1.0
 
 LIVE_CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 

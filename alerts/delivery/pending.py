@@ -64,24 +64,28 @@ def enqueue_other_work(now: datetime, work: HeldWork) -> int:
     the reconciler closes expired alerts itself.
     """
     slot = this_slot(now)
-    jobs = [
-        *_release_work(now),
-        *_speech_work(now),
-        *_email_work(now, work.deliveries),
-        *_recording_work(now, work.recordings),
-    ]
+    # Due again although its job ran (the database says so): a new id per slot.
+    due = [*_release_work(now), *_email_work(now, work.deliveries)]
+    due += _recording_work(now, work.recordings)
+    # Only lost when Redis has no record of its job: a render that ran is not redone.
+    if_lost = _speech_work(now)
     db.session.rollback()  # read only: end the transaction before talking to Redis
-    jobs = [job for job in jobs if not _is_waiting(job.job_id, work.job_ids)]
-    if not jobs:
+    due = [job for job in due if not _is_waiting(job.job_id, work.job_ids)]
+    if_lost = [job for job in if_lost if not _is_waiting(job.job_id, work.job_ids)]
+    if not due and not if_lost:
         return 0
     connection = redis_connection()
     check = connection.pipeline(transaction=False)
-    for job in jobs:
+    for job in (*due, *if_lost):
         check.exists(Job.key_for(job.job_id))
+    known = check.execute()
     jobs = [
-        PendingJob(job.queue, job.func, job.args, job_id=f"{job.job_id}-r{slot}") if known else job
-        for job, known in zip(jobs, check.execute(), strict=True)
+        PendingJob(job.queue, job.func, job.args, job_id=f"{job.job_id}-r{slot}") if ran else job
+        for job, ran in zip(due, known[: len(due)], strict=True)
     ]
+    jobs += [job for job, ran in zip(if_lost, known[len(due) :], strict=True) if not ran]
+    if not jobs:
+        return 0
     enqueued = enqueue_jobs(jobs)
     if enqueued:
         log.warning(

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from core.app import create_app
+from core.extensions import REDIS_SOCKET_TIMEOUT
 from simulator import store
 from simulator.behaviour import Behaviour
 from tests.support import app_config
@@ -166,6 +167,13 @@ def test_pop_keys_wakes_up_when_keys_are_pushed(sim_app):
     sid = "CA" + "f" * 32
     threading.Timer(0.2, lambda: _push_in(sim_app, sid, "1")).start()
     assert store.pop_keys(sid, 10) == "1"
+
+
+def test_waits_longer_than_the_socket_timeout_are_not_an_outage(sim_app):
+    """Waiting for keys or requests past the app's Redis socket timeout just ends empty."""
+    wait = REDIS_SOCKET_TIMEOUT + 0.5
+    assert store.pop_keys("CA" + "d" * 32, wait) is None
+    assert store.pop_request(wait) is None
 
 
 def _push_in(app, sid: str, digits: str) -> None:
