@@ -213,7 +213,6 @@ def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
     nothing known (a single step's claim, or Redis lost the record): in doubt.
     """
     states = handover.states(abandoned)
-    table = Delivery.__table__
     doubt, replan, sids = [], [], []
     for delivery_id, state in zip(abandoned, states, strict=True):
         if state == handover.CLAIMED:
@@ -222,22 +221,7 @@ def _recover_handovers(abandoned: list[int], now: datetime) -> list[int]:
             sids.append({"b_id": delivery_id, "b_sid": state, "b_at": now})
         else:
             doubt.append(delivery_id)
-    if replan:
-        db.session.execute(
-            update(table)
-            .where(
-                table.c.id.in_(replan),
-                table.c.status == DeliveryStatus.QUEUED,
-                table.c.provider_sid.is_(None),
-            )
-            .values(status=DeliveryStatus.PLANNED, updated_at=now)
-        )
-    if sids:
-        handover.write_sids(sids)
-    db.session.commit()
-    settled = [*replan, *(row["b_id"] for row in sids)]
-    if settled:
-        handover.forget(settled)
+    if _settle(replan, sids, now):
         log.warning(
             "abandoned batch claims recovered planned_again=%d sids_saved=%d",
             len(replan),
@@ -298,6 +282,20 @@ def _ask_carrier(doubt: list[int], now: datetime) -> list[int]:
             adopted.append({"b_id": delivery_id, "b_sid": fresh[0], "b_at": now})
         else:
             replan.append(delivery_id)
+    if _settle(replan, adopted, now):
+        log.warning(
+            "claims in doubt settled with the carrier sids_adopted=%d planned_again=%d",
+            len(adopted),
+            len(replan),
+        )
+    return unknown
+
+
+def _settle(replan: list[int], sids: list[dict], now: datetime) -> bool:
+    """Plan `replan` again and save `sids` (claims still without a SID), commit, forget them.
+
+    Return whether anything was settled.
+    """
     table = Delivery.__table__
     if replan:
         db.session.execute(
@@ -309,15 +307,9 @@ def _ask_carrier(doubt: list[int], now: datetime) -> list[int]:
             )
             .values(status=DeliveryStatus.PLANNED, updated_at=now)
         )
-    if adopted:
-        handover.write_sids(adopted)
+    if sids:
+        handover.write_sids(sids)
     db.session.commit()
-    settled = [*replan, *(row["b_id"] for row in adopted)]
-    if settled:
-        handover.forget(settled)
-        log.warning(
-            "claims in doubt settled with the carrier sids_adopted=%d planned_again=%d",
-            len(adopted),
-            len(replan),
-        )
-    return unknown
+    settled = [*replan, *(row["b_id"] for row in sids)]
+    handover.forget(settled)
+    return bool(settled)
